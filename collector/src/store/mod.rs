@@ -1,0 +1,739 @@
+//! The store: the only module that speaks SQL. It keeps metrics, spans and logs in one SQLite
+//! file (WAL mode) and answers the reads of the query and API layers.
+//!
+//! ## Layout of samples
+//! Samples are not stored one row each. An accepted write becomes one row of the `wal` table
+//! (per group commit, Gorilla-encoded per series) and is appended to the in-memory *head*, one
+//! growing run of samples per series. Every `head_flush_interval` (and at shutdown) the writer
+//! folds the head into one compressed row of `chunks` per series and deletes the `wal` rows it
+//! covered, in one transaction. At start the head is rebuilt by replaying `wal`. This is the
+//! Prometheus TSDB design (WAL + head + blocks) on SQLite: one insert per commit on the hot
+//! path, a few bits per sample at rest.
+//!
+//! ## Ownership
+//! One writer thread owns the write connection, the head and the series index; `Store` handles
+//! send it `Command`s over a bounded channel and await a oneshot reply, which it sends only
+//! after the transaction committed (**acknowledged means committed**). Readers share the index
+//! and head through an `RwLock` the writer holds only while applying a committed batch, and
+//! read chunks, spans and logs through a small pool of read-only connections.
+
+mod chunk;
+mod schema;
+mod writer;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::model::{Labels, LogRecord, Matcher, MetricMeta, Sample, SeriesSamples, SpanRecord};
+
+pub use writer::WriteOutcome;
+
+/// Errors of the store. `is_retryable` tells the receiver whether the client should retry.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("database error during {stage}: {source}")]
+    Sqlite {
+        stage: &'static str,
+        source: rusqlite::Error,
+    },
+    #[error("the store is shutting down")]
+    Closed,
+    #[error("commit failed: {0}")]
+    Commit(String),
+    #[error("corrupt chunk of series {series_id}: {source}")]
+    Corrupt {
+        series_id: i64,
+        source: chunk::ChunkError,
+    },
+    #[error("query would touch {found} series, more than the limit of {limit}")]
+    TooManySeries { found: usize, limit: usize },
+    #[error("query would load more than the limit of {limit} samples")]
+    TooManySamples { limit: usize },
+    #[error("blocking task failed: {0}")]
+    Join(String),
+}
+
+impl StoreError {
+    /// Whether a client that sent the write should retry it later. Database errors (disk full,
+    /// locked, I/O) are transient from the client's point of view: its data must not be lost.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(
+            self,
+            StoreError::TooManySeries { .. } | StoreError::TooManySamples { .. }
+        )
+    }
+}
+
+fn sql(stage: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |source| StoreError::Sqlite { stage, source }
+}
+
+/// Store settings, validated by `config`.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Directory holding `redline.db`; created if missing.
+    pub data_dir: PathBuf,
+    /// How long samples, spans and logs are kept.
+    pub retention: Duration,
+    /// How often the head is folded into compressed chunks.
+    pub head_flush_interval: Duration,
+    /// Capacity of the writer's command channel (writes waiting for a commit).
+    pub write_queue: usize,
+}
+
+impl StoreOptions {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        StoreOptions {
+            data_dir: data_dir.into(),
+            retention: Duration::from_secs(15 * 24 * 3600),
+            head_flush_interval: Duration::from_secs(30 * 60),
+            write_queue: 256,
+        }
+    }
+}
+
+/// One write: everything one OTLP request carried, committed together.
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    pub series: Vec<SeriesSamples>,
+    pub metadata: Vec<MetricMeta>,
+    pub spans: Vec<SpanRecord>,
+    pub logs: Vec<LogRecord>,
+}
+
+impl WriteBatch {
+    pub fn sample_count(&self) -> usize {
+        self.series.iter().map(|s| s.samples.len()).sum()
+    }
+}
+
+/// Messages to the writer thread. Each carries the reply channel its sender awaits.
+enum Command {
+    Write(WriteBatch, oneshot::Sender<Result<WriteOutcome, StoreError>>),
+    /// Fold the head into chunks now (tests, benchmarks, shutdown).
+    Flush(oneshot::Sender<Result<(), StoreError>>),
+    /// Delete data older than the cutoff (ms since the epoch).
+    Retain(i64, oneshot::Sender<Result<RetentionOutcome, StoreError>>),
+    /// Flush and stop; the thread exits after replying.
+    Close(oneshot::Sender<Result<(), StoreError>>),
+}
+
+/// What a retention pass removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    pub chunks: usize,
+    pub series: usize,
+    pub spans: usize,
+    pub logs: usize,
+}
+
+/// The in-memory state shared between the writer and readers.
+#[derive(Default)]
+struct Shared {
+    /// Series id → labels, for every series in the `series` table.
+    labels: HashMap<i64, Arc<Labels>>,
+    /// Label name → value → series ids (sorted), the inverted index selectors use.
+    postings: HashMap<String, HashMap<String, BTreeSet<i64>>>,
+    /// Samples of each series not yet folded into a chunk, in timestamp order.
+    head: HashMap<i64, Vec<Sample>>,
+    metadata: HashMap<String, MetricMeta>,
+}
+
+impl Shared {
+    fn add_series(&mut self, id: i64, labels: Arc<Labels>) {
+        for (name, value) in labels.iter() {
+            self.postings
+                .entry(name.to_owned())
+                .or_default()
+                .entry(value.to_owned())
+                .or_default()
+                .insert(id);
+        }
+        self.labels.insert(id, labels);
+    }
+
+    fn remove_series(&mut self, id: i64) {
+        if let Some(labels) = self.labels.remove(&id) {
+            for (name, value) in labels.iter() {
+                if let Some(values) = self.postings.get_mut(name) {
+                    if let Some(ids) = values.get_mut(value) {
+                        ids.remove(&id);
+                        if ids.is_empty() {
+                            values.remove(value);
+                        }
+                    }
+                    if values.is_empty() {
+                        self.postings.remove(name);
+                    }
+                }
+            }
+        }
+        self.head.remove(&id);
+    }
+
+    /// Ids of the series matching every matcher, in id order.
+    fn select(&self, matchers: &[Matcher]) -> Vec<i64> {
+        // Start from the smallest posting list of an equality matcher on a non-empty value;
+        // without one, every series is a candidate.
+        let mut candidates: Option<BTreeSet<i64>> = None;
+        for m in matchers {
+            if let crate::model::MatchOp::Equal = m.op
+                && !m.value.is_empty()
+            {
+                let ids = self
+                    .postings
+                    .get(&m.name)
+                    .and_then(|v| v.get(&m.value))
+                    .cloned()
+                    .unwrap_or_default();
+                candidates = Some(match candidates {
+                    None => ids,
+                    Some(c) => c.intersection(&ids).copied().collect(),
+                });
+            }
+        }
+        let candidates: Vec<i64> = match candidates {
+            Some(c) => c.into_iter().collect(),
+            None => {
+                let mut all: Vec<i64> = self.labels.keys().copied().collect();
+                all.sort_unstable();
+                all
+            }
+        };
+        candidates
+            .into_iter()
+            .filter(|id| {
+                self.labels.get(id).is_some_and(|labels| {
+                    matchers
+                        .iter()
+                        .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
+                })
+            })
+            .collect()
+    }
+}
+
+/// A pool of read-only connections; readers take one, use it in a blocking task, return it.
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReadPool {
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let conn = match self.idle.lock().map(|mut idle| idle.pop()) {
+            Ok(Some(conn)) => conn,
+            _ => {
+                let conn = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(|source| StoreError::Open {
+                    path: self.path.clone(),
+                    source,
+                })?;
+                conn.busy_timeout(Duration::from_secs(10))
+                    .map_err(sql("configure reader"))?;
+                conn
+            }
+        };
+        let out = f(&conn);
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < 8
+        {
+            idle.push(conn);
+        }
+        out
+    }
+}
+
+/// A cheap, cloneable handle to the store.
+#[derive(Clone)]
+pub struct Store {
+    commands: mpsc::Sender<Command>,
+    shared: Arc<RwLock<Shared>>,
+    readers: Arc<ReadPool>,
+    path: PathBuf,
+}
+
+/// One series and its samples in a time range.
+#[derive(Clone, Debug)]
+pub struct SeriesData {
+    pub labels: Arc<Labels>,
+    pub samples: Vec<Sample>,
+}
+
+/// Filters of a log search; every field is optional.
+#[derive(Clone, Debug, Default)]
+pub struct LogQuery {
+    pub service: Option<String>,
+    pub min_severity: Option<i32>,
+    pub start_ns: Option<i64>,
+    pub end_ns: Option<i64>,
+    pub trace_id: Option<String>,
+    pub contains: Option<String>,
+    pub limit: usize,
+}
+
+/// Filters of a trace search.
+#[derive(Clone, Debug)]
+pub struct TraceQuery {
+    pub service: String,
+    pub operation: Option<String>,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub limit: usize,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database under `options.data_dir`, migrates it, rebuilds
+    /// the head from the `wal` table and starts the writer thread.
+    pub fn open(options: &StoreOptions) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(&options.data_dir).map_err(|e| StoreError::Open {
+            path: options.data_dir.clone(),
+            source: rusqlite::Error::InvalidPath(PathBuf::from(e.to_string())),
+        })?;
+        let path = options.data_dir.join("redline.db");
+        let mut conn = Connection::open(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        schema::configure(&conn).map_err(sql("configure"))?;
+        let ok: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(sql("integrity check"))?;
+        if ok != "ok" {
+            return Err(StoreError::Sqlite {
+                stage: "integrity check",
+                source: rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                    Some(ok),
+                ),
+            });
+        }
+        schema::migrate(&mut conn).map_err(sql("migrate"))?;
+        let shared = Arc::new(RwLock::new(Shared::default()));
+        let state = writer::Writer::load(conn, shared.clone(), options)?;
+        let (tx, rx) = mpsc::channel(options.write_queue.max(1));
+        std::thread::Builder::new()
+            .name("redline-store-writer".into())
+            .spawn(move || state.run(rx))
+            .map_err(|e| StoreError::Join(e.to_string()))?;
+        Ok(Store {
+            commands: tx,
+            shared,
+            readers: Arc::new(ReadPool {
+                path: path.clone(),
+                idle: Mutex::new(Vec::new()),
+            }),
+            path,
+        })
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Command,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Commits a batch; returns once it is durable.
+    pub async fn write(&self, batch: WriteBatch) -> Result<WriteOutcome, StoreError> {
+        self.call(|tx| Command::Write(batch, tx)).await
+    }
+
+    /// Folds the head into chunks now.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.call(Command::Flush).await
+    }
+
+    /// Deletes data older than `cutoff_ms`.
+    pub async fn retain(&self, cutoff_ms: i64) -> Result<RetentionOutcome, StoreError> {
+        self.call(|tx| Command::Retain(cutoff_ms, tx)).await
+    }
+
+    /// Flushes the head and stops the writer. Later writes fail with `Closed`.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        self.call(Command::Close).await
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| StoreError::Join(e.to_string()))?
+    }
+
+    /// Label sets of the series matching all matchers.
+    pub fn series(&self, matchers: &[Matcher]) -> Vec<Arc<Labels>> {
+        let Ok(shared) = self.shared.read() else {
+            return Vec::new();
+        };
+        shared
+            .select(matchers)
+            .into_iter()
+            .filter_map(|id| shared.labels.get(&id).cloned())
+            .collect()
+    }
+
+    /// Label names of the matching series (all series without matchers), sorted.
+    pub fn label_names(&self, matchers: &[Matcher]) -> Vec<String> {
+        let Ok(shared) = self.shared.read() else {
+            return Vec::new();
+        };
+        if matchers.is_empty() {
+            let mut names: Vec<String> = shared.postings.keys().cloned().collect();
+            names.sort();
+            return names;
+        }
+        let mut names = BTreeSet::new();
+        for id in shared.select(matchers) {
+            if let Some(labels) = shared.labels.get(&id) {
+                names.extend(labels.iter().map(|(n, _)| n.to_owned()));
+            }
+        }
+        names.into_iter().collect()
+    }
+
+    /// Values of one label among the matching series, sorted.
+    pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Vec<String> {
+        let Ok(shared) = self.shared.read() else {
+            return Vec::new();
+        };
+        if matchers.is_empty() {
+            let mut values: Vec<String> = shared
+                .postings
+                .get(name)
+                .map(|v| v.keys().cloned().collect())
+                .unwrap_or_default();
+            values.sort();
+            return values;
+        }
+        let mut values = BTreeSet::new();
+        for id in shared.select(matchers) {
+            if let Some(v) = shared.labels.get(&id).and_then(|l| l.get(name)) {
+                values.insert(v.to_owned());
+            }
+        }
+        values.into_iter().collect()
+    }
+
+    /// Metadata of metric families, keyed by translated name.
+    pub fn metadata(&self) -> Vec<MetricMeta> {
+        let Ok(shared) = self.shared.read() else {
+            return Vec::new();
+        };
+        let mut out: Vec<MetricMeta> = shared.metadata.values().cloned().collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Samples with `start_ms <= t <= end_ms` of every series matching all matchers, refusing
+    /// when more than `max_series` series match or more than `max_samples` samples would load.
+    pub async fn select(
+        &self,
+        matchers: Vec<Matcher>,
+        start_ms: i64,
+        end_ms: i64,
+        max_series: usize,
+        max_samples: usize,
+    ) -> Result<Vec<SeriesData>, StoreError> {
+        self.blocking(move |store| {
+            store.select_blocking(&matchers, start_ms, end_ms, max_series, max_samples)
+        })
+        .await
+    }
+
+    fn select_blocking(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+        max_series: usize,
+        max_samples: usize,
+    ) -> Result<Vec<SeriesData>, StoreError> {
+        // Copy what we need from the head under the read lock, then read chunks without it.
+        let selected: Vec<(i64, Arc<Labels>, Vec<Sample>)> = {
+            let shared = self.shared.read().map_err(|_| StoreError::Closed)?;
+            let ids = shared.select(matchers);
+            if ids.len() > max_series {
+                return Err(StoreError::TooManySeries {
+                    found: ids.len(),
+                    limit: max_series,
+                });
+            }
+            ids.into_iter()
+                .filter_map(|id| {
+                    let labels = shared.labels.get(&id)?.clone();
+                    let head: Vec<Sample> = shared
+                        .head
+                        .get(&id)
+                        .map(|h| in_range(h, start_ms, end_ms).to_vec())
+                        .unwrap_or_default();
+                    Some((id, labels, head))
+                })
+                .collect()
+        };
+        let mut loaded = 0usize;
+        self.readers.with(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT data FROM chunks WHERE series_id = ?1 AND max_t >= ?2 AND min_t <= ?3 ORDER BY max_t",
+                )
+                .map_err(sql("select chunks"))?;
+            let mut out = Vec::with_capacity(selected.len());
+            for (id, labels, head) in selected {
+                let mut samples = Vec::new();
+                let mut rows = stmt
+                    .query(params![id, start_ms, end_ms])
+                    .map_err(sql("select chunks"))?;
+                while let Some(row) = rows.next().map_err(sql("select chunks"))? {
+                    let data: Vec<u8> = row.get(0).map_err(sql("select chunks"))?;
+                    let decoded = chunk::decode(&data).map_err(|source| StoreError::Corrupt {
+                        series_id: id,
+                        source,
+                    })?;
+                    samples.extend_from_slice(in_range(&decoded, start_ms, end_ms));
+                }
+                samples.extend(head);
+                // A flush between copying the head and reading chunks can show a sample twice.
+                samples.dedup_by_key(|s| s.timestamp_ms);
+                loaded += samples.len();
+                if loaded > max_samples {
+                    return Err(StoreError::TooManySamples { limit: max_samples });
+                }
+                if !samples.is_empty() {
+                    out.push(SeriesData { labels, samples });
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Distinct services that sent spans.
+    pub async fn span_services(&self) -> Result<Vec<String>, StoreError> {
+        self.blocking(|store| {
+            store.readers.with(|conn| {
+                let mut stmt = conn
+                    .prepare_cached("SELECT DISTINCT service FROM span_operations ORDER BY service")
+                    .map_err(sql("services"))?;
+                let rows = stmt
+                    .query_map([], |r| r.get::<_, String>(0))
+                    .map_err(sql("services"))?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(sql("services"))
+            })
+        })
+        .await
+    }
+
+    /// Operations (span names and kinds) of one service.
+    pub async fn span_operations(&self, service: String) -> Result<Vec<(String, i32)>, StoreError> {
+        self.blocking(move |store| {
+            store.readers.with(|conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT name, kind FROM span_operations WHERE service = ?1 ORDER BY name",
+                    )
+                    .map_err(sql("operations"))?;
+                let rows = stmt
+                    .query_map([&service], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(sql("operations"))?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(sql("operations"))
+            })
+        })
+        .await
+    }
+
+    /// Whole traces (all their spans) of the most recent traces matching the query.
+    pub async fn find_traces(&self, query: TraceQuery) -> Result<Vec<Vec<SpanRecord>>, StoreError> {
+        self.blocking(move |store| {
+            store.readers.with(|conn| {
+                let ids: Vec<String> = {
+                    let mut stmt = conn
+                        .prepare_cached(
+                            "SELECT trace_id FROM spans
+                             WHERE service = ?1 AND start_ns >= ?2 AND start_ns <= ?3
+                               AND (?4 IS NULL OR name = ?4)
+                             GROUP BY trace_id ORDER BY MAX(start_ns) DESC LIMIT ?5",
+                        )
+                        .map_err(sql("find traces"))?;
+                    let rows = stmt
+                        .query_map(
+                            params![
+                                query.service,
+                                query.start_ns,
+                                query.end_ns,
+                                query.operation,
+                                query.limit as i64
+                            ],
+                            |r| r.get(0),
+                        )
+                        .map_err(sql("find traces"))?;
+                    rows.collect::<Result<_, _>>().map_err(sql("find traces"))?
+                };
+                ids.iter().map(|id| trace_spans(conn, id)).collect()
+            })
+        })
+        .await
+    }
+
+    /// All spans of one trace (empty when unknown).
+    pub async fn trace(&self, trace_id: String) -> Result<Vec<SpanRecord>, StoreError> {
+        self.blocking(move |store| store.readers.with(|conn| trace_spans(conn, &trace_id)))
+            .await
+    }
+
+    /// Log records matching the query, newest first.
+    pub async fn logs(&self, query: LogQuery) -> Result<Vec<LogRecord>, StoreError> {
+        self.blocking(move |store| {
+            store.readers.with(|conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT time_ns, observed_ns, service, severity_number, severity_text, body,
+                                attributes, resource, trace_id, span_id
+                         FROM logs
+                         WHERE (?1 IS NULL OR service = ?1)
+                           AND (?2 IS NULL OR severity_number >= ?2)
+                           AND (?3 IS NULL OR time_ns >= ?3)
+                           AND (?4 IS NULL OR time_ns <= ?4)
+                           AND (?5 IS NULL OR trace_id = ?5)
+                           AND (?6 IS NULL OR instr(body, ?6) > 0)
+                         ORDER BY time_ns DESC LIMIT ?7",
+                    )
+                    .map_err(sql("logs"))?;
+                let rows = stmt
+                    .query_map(
+                        params![
+                            query.service,
+                            query.min_severity,
+                            query.start_ns,
+                            query.end_ns,
+                            query.trace_id,
+                            query.contains,
+                            query.limit as i64
+                        ],
+                        |r| {
+                            Ok(LogRecord {
+                                time_ns: r.get(0)?,
+                                observed_ns: r.get(1)?,
+                                service: r.get(2)?,
+                                severity_number: r.get(3)?,
+                                severity_text: r.get(4)?,
+                                body: r.get(5)?,
+                                attributes: r.get(6)?,
+                                resource: r.get(7)?,
+                                trace_id: r.get(8)?,
+                                span_id: r.get(9)?,
+                            })
+                        },
+                    )
+                    .map_err(sql("logs"))?;
+                rows.collect::<Result<_, _>>().map_err(sql("logs"))
+            })
+        })
+        .await
+    }
+
+    /// Size of the database on disk in bytes (main file plus its WAL).
+    pub fn disk_bytes(&self) -> u64 {
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        size(&self.path) + size(Path::new(&wal))
+    }
+
+    /// Bytes used by sample data (chunk and pending wal rows), and the samples they hold.
+    pub async fn sample_footprint(&self) -> Result<(u64, u64), StoreError> {
+        self.blocking(|store| {
+            store.readers.with(|conn| {
+                let chunks: (i64, i64) = conn
+                    .query_row(
+                        "SELECT COALESCE(SUM(length(data) + 24), 0), COALESCE(SUM(count), 0) FROM chunks",
+                        [],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .map_err(sql("footprint"))?;
+                Ok((chunks.0 as u64, chunks.1 as u64))
+            })
+        })
+        .await
+    }
+
+    /// Number of series in the index.
+    pub fn series_count(&self) -> usize {
+        self.shared.read().map(|s| s.labels.len()).unwrap_or(0)
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The sub-slice of timestamp-sorted samples within `[start, end]`.
+fn in_range(samples: &[Sample], start: i64, end: i64) -> &[Sample] {
+    let lo = samples.partition_point(|s| s.timestamp_ms < start);
+    let hi = samples.partition_point(|s| s.timestamp_ms <= end);
+    &samples[lo..hi.max(lo)]
+}
+
+fn trace_spans(conn: &Connection, trace_id: &str) -> Result<Vec<SpanRecord>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT trace_id, span_id, parent_span_id, service, name, kind, start_ns, end_ns,
+                    status_code, status_message, attributes, resource, events, links, scope
+             FROM spans WHERE trace_id = ?1 ORDER BY start_ns",
+        )
+        .map_err(sql("trace"))?;
+    let rows = stmt
+        .query_map([trace_id], |r| {
+            Ok(SpanRecord {
+                trace_id: r.get(0)?,
+                span_id: r.get(1)?,
+                parent_span_id: r.get(2)?,
+                service: r.get(3)?,
+                name: r.get(4)?,
+                kind: r.get(5)?,
+                start_ns: r.get(6)?,
+                end_ns: r.get(7)?,
+                status_code: r.get(8)?,
+                status_message: r.get(9)?,
+                attributes: r.get(10)?,
+                resource: r.get(11)?,
+                events: r.get(12)?,
+                links: r.get(13)?,
+                scope: r.get(14)?,
+            })
+        })
+        .map_err(sql("trace"))?;
+    rows.collect::<Result<_, _>>().map_err(sql("trace"))
+}
+
+/// Reads a metadata value; used by the writer at load.
+fn optional_i64(conn: &Connection, query: &str) -> Result<Option<i64>, StoreError> {
+    conn.query_row(query, [], |r| r.get::<_, Option<i64>>(0))
+        .optional()
+        .map(Option::flatten)
+        .map_err(sql("load"))
+}
+
+#[cfg(test)]
+mod tests;

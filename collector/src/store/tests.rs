@@ -1,0 +1,158 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::model::{Labels, Matcher, Sample, SeriesSamples};
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    Labels::new(
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+    )
+}
+
+fn batch(name: &str, host: &str, points: &[(i64, f64)]) -> WriteBatch {
+    WriteBatch {
+        series: vec![SeriesSamples {
+            labels: labels(&[("__name__", name), ("host", host)]),
+            samples: points
+                .iter()
+                .map(|&(t, v)| Sample {
+                    timestamp_ms: t,
+                    value: v,
+                })
+                .collect(),
+        }],
+        ..WriteBatch::default()
+    }
+}
+
+async fn all(store: &Store, name: &str) -> Vec<SeriesData> {
+    store
+        .select(vec![Matcher::equal("__name__", name)], i64::MIN, i64::MAX, 1000, 1_000_000)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn write_flush_read_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions::new(dir.path());
+    let store = Store::open(&options).unwrap();
+    let out = store
+        .write(batch("m", "a", &[(1000, 1.0), (2000, 2.0)]))
+        .await
+        .unwrap();
+    assert_eq!(out.samples_accepted, 2);
+    store.write(batch("m", "b", &[(1000, 5.0)])).await.unwrap();
+    // Read from the head.
+    let got = all(&store, "m").await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].samples.len(), 2);
+    store.flush().await.unwrap();
+    store.write(batch("m", "a", &[(3000, 3.0)])).await.unwrap();
+    // Read across chunk and head.
+    let got = all(&store, "m").await;
+    let a: Vec<f64> = got[0].samples.iter().map(|s| s.value).collect();
+    assert_eq!(a, vec![1.0, 2.0, 3.0]);
+    // Drop without close: the wal row of the last write must be replayed.
+    drop(store);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let store = Store::open(&options).unwrap();
+    let got = all(&store, "m").await;
+    let a: Vec<f64> = got[0].samples.iter().map(|s| s.value).collect();
+    assert_eq!(a, vec![1.0, 2.0, 3.0]);
+    assert_eq!(store.series_count(), 2);
+    store.close().await.unwrap();
+    assert!(matches!(
+        store.write(batch("m", "a", &[(4000, 1.0)])).await,
+        Err(StoreError::Closed)
+    ));
+}
+
+#[tokio::test]
+async fn duplicates_are_dropped_and_out_of_order_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreOptions::new(dir.path())).unwrap();
+    store
+        .write(batch("m", "a", &[(1000, 1.0), (2000, 2.0)]))
+        .await
+        .unwrap();
+    // A retried delivery of the same samples.
+    let out = store
+        .write(batch("m", "a", &[(1000, 1.0), (2000, 2.0)]))
+        .await
+        .unwrap();
+    assert_eq!(out.samples_accepted, 0);
+    assert_eq!(out.samples_rejected, 1, "{out:?}"); // 1000 is older than the newest (2000)
+    assert_eq!(out.samples_duplicate, 1);
+    let out = store.write(batch("m", "a", &[(2000, 9.0)])).await.unwrap();
+    assert_eq!(out.samples_rejected, 1);
+    assert!(out.rejection.unwrap().contains("different value"));
+    assert_eq!(all(&store, "m").await[0].samples.len(), 2);
+}
+
+#[tokio::test]
+async fn selectors_and_label_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreOptions::new(dir.path())).unwrap();
+    for host in ["a", "b", "c"] {
+        store.write(batch("cpu", host, &[(1000, 1.0)])).await.unwrap();
+    }
+    store.write(batch("mem", "a", &[(1000, 1.0)])).await.unwrap();
+    let re = Matcher::regex("host", "a|b", false).unwrap();
+    assert_eq!(
+        store
+            .series(&[Matcher::equal("__name__", "cpu"), re.clone()])
+            .len(),
+        2
+    );
+    assert_eq!(store.series(&[re]).len(), 3);
+    assert_eq!(store.label_values("host", &[]), vec!["a", "b", "c"]);
+    assert_eq!(store.label_names(&[]), vec!["__name__", "host"]);
+    assert_eq!(
+        store.label_values("__name__", &[Matcher::equal("host", "b")]),
+        vec!["cpu"]
+    );
+    let limited = store
+        .select(vec![Matcher::equal("__name__", "cpu")], 0, 5000, 2, 100)
+        .await;
+    assert!(matches!(limited, Err(StoreError::TooManySeries { found: 3, limit: 2 })));
+}
+
+#[tokio::test]
+async fn retention_removes_old_data_and_dead_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreOptions::new(dir.path())).unwrap();
+    store.write(batch("m", "old", &[(1000, 1.0)])).await.unwrap();
+    store.write(batch("m", "new", &[(9000, 1.0)])).await.unwrap();
+    store.flush().await.unwrap();
+    let out = store.retain(5000).await.unwrap();
+    assert_eq!(out.chunks, 1);
+    assert_eq!(out.series, 1);
+    assert_eq!(store.label_values("host", &[]), vec!["new"]);
+}
+
+#[tokio::test]
+async fn many_series_compress_below_two_bytes_per_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreOptions::new(dir.path())).unwrap();
+    for step in 0..180i64 {
+        let mut b = WriteBatch::default();
+        for s in 0..50 {
+            b.series.push(SeriesSamples {
+                labels: labels(&[("__name__", "g"), ("s", &s.to_string())]),
+                samples: vec![Sample {
+                    timestamp_ms: 1_700_000_000_000 + step * 10_000,
+                    value: (s * 1000 + step / 10) as f64,
+                }],
+            });
+        }
+        store.write(b).await.unwrap();
+    }
+    store.flush().await.unwrap();
+    let (bytes, samples) = store.sample_footprint().await.unwrap();
+    assert_eq!(samples, 9000);
+    assert!((bytes as f64) / (samples as f64) < 2.0, "{bytes} bytes");
+}

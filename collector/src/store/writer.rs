@@ -1,0 +1,666 @@
+//! The writer thread: sole owner of the write connection, the series-id assignment and the
+//! last accepted timestamp of every series. It receives `Command`s from `Store` handles,
+//! commits writes in groups (every write waiting in the channel joins one transaction, which
+//! amortises the fsync), then publishes the committed data to the shared head and replies.
+//!
+//! Lifecycle: started by `Store::open`, it runs until it receives `Close` (after flushing the
+//! head) or until every `Store` handle is dropped (without a flush: the `wal` rows keep the
+//! data, and the next start replays them).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use rusqlite::{Connection, params};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    Command, RetentionOutcome, Shared, StoreError, StoreOptions, WriteBatch, chunk, optional_i64,
+    sql,
+};
+use crate::model::{Labels, MetricKind, MetricMeta, Sample, Temporality};
+
+/// Writes waiting in the channel join the current group commit up to this many samples.
+const GROUP_COMMIT_SAMPLES: usize = 200_000;
+/// The head is flushed early once the un-flushed `wal` rows exceed this many bytes, which bounds
+/// both replay time at start and head memory.
+const WAL_FLUSH_BYTES: usize = 64 << 20;
+
+/// What happened to the samples of one write.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WriteOutcome {
+    pub samples_accepted: usize,
+    /// Samples equal to one already stored (a retried delivery): not stored again, not an error.
+    pub samples_duplicate: usize,
+    /// Samples refused: older than the newest sample of their series, or a different value at
+    /// the same timestamp. Reported to the client as a partial success.
+    pub samples_rejected: usize,
+    pub rejection: Option<String>,
+    pub spans: usize,
+    pub logs: usize,
+}
+
+/// The last accepted sample of a series: its timestamp, and its value bits when known (after a
+/// restart only the timestamp of the last chunk is known).
+#[derive(Clone, Copy)]
+struct Last {
+    timestamp_ms: i64,
+    value_bits: Option<u64>,
+}
+
+pub(super) struct Writer {
+    conn: Connection,
+    shared: Arc<RwLock<Shared>>,
+    ids: HashMap<Arc<Labels>, i64>,
+    last: HashMap<i64, Last>,
+    metadata: HashMap<String, MetricMeta>,
+    next_id: i64,
+    wal_bytes: usize,
+}
+
+impl Writer {
+    /// Loads the series index and metadata, and replays un-flushed `wal` rows into the head.
+    pub(super) fn load(
+        conn: Connection,
+        shared: Arc<RwLock<Shared>>,
+        _options: &StoreOptions,
+    ) -> Result<Writer, StoreError> {
+        let mut writer = Writer {
+            conn,
+            shared,
+            ids: HashMap::new(),
+            last: HashMap::new(),
+            metadata: HashMap::new(),
+            next_id: 1,
+            wal_bytes: 0,
+        };
+        let started = Instant::now();
+        let mut guard = writer.shared.write().map_err(|_| StoreError::Closed)?;
+        {
+            let mut stmt = writer
+                .conn
+                .prepare("SELECT id, labels FROM series")
+                .map_err(sql("load series"))?;
+            let mut rows = stmt.query([]).map_err(sql("load series"))?;
+            while let Some(row) = rows.next().map_err(sql("load series"))? {
+                let id: i64 = row.get(0).map_err(sql("load series"))?;
+                let text: String = row.get(1).map_err(sql("load series"))?;
+                let Some(labels) = Labels::parse_canonical(&text) else {
+                    tracing::warn!(series_id = id, "skipping series with unreadable labels");
+                    continue;
+                };
+                let labels = Arc::new(labels);
+                writer.ids.insert(labels.clone(), id);
+                guard.add_series(id, labels);
+                writer.next_id = writer.next_id.max(id + 1);
+            }
+        }
+        {
+            let mut stmt = writer
+                .conn
+                .prepare("SELECT series_id, MAX(max_t) FROM chunks GROUP BY series_id")
+                .map_err(sql("load last"))?;
+            let mut rows = stmt.query([]).map_err(sql("load last"))?;
+            while let Some(row) = rows.next().map_err(sql("load last"))? {
+                let id: i64 = row.get(0).map_err(sql("load last"))?;
+                let t: i64 = row.get(1).map_err(sql("load last"))?;
+                writer.last.insert(
+                    id,
+                    Last {
+                        timestamp_ms: t,
+                        value_bits: None,
+                    },
+                );
+            }
+        }
+        {
+            let mut stmt = writer
+                .conn
+                .prepare("SELECT name, otel_name, kind, temporality, unit, help FROM metric_meta")
+                .map_err(sql("load metadata"))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(MetricMeta {
+                        name: r.get(0)?,
+                        otel_name: r.get(1)?,
+                        kind: kind_from_str(&r.get::<_, String>(2)?),
+                        temporality: temporality_from_str(&r.get::<_, String>(3)?),
+                        unit: r.get(4)?,
+                        help: r.get(5)?,
+                    })
+                })
+                .map_err(sql("load metadata"))?;
+            for meta in rows {
+                let meta = meta.map_err(sql("load metadata"))?;
+                writer.metadata.insert(meta.name.clone(), meta);
+            }
+            guard.metadata = writer.metadata.clone();
+        }
+        let mut replayed = 0usize;
+        {
+            let mut stmt = writer
+                .conn
+                .prepare("SELECT data FROM wal ORDER BY id")
+                .map_err(sql("replay wal"))?;
+            let mut rows = stmt.query([]).map_err(sql("replay wal"))?;
+            while let Some(row) = rows.next().map_err(sql("replay wal"))? {
+                let data: Vec<u8> = row.get(0).map_err(sql("replay wal"))?;
+                writer.wal_bytes += data.len();
+                for (id, samples) in decode_wal(&data)? {
+                    replayed += samples.len();
+                    if let Some(s) = samples.last() {
+                        writer.last.insert(
+                            id,
+                            Last {
+                                timestamp_ms: s.timestamp_ms,
+                                value_bits: Some(s.value.to_bits()),
+                            },
+                        );
+                    }
+                    guard.head.entry(id).or_default().extend(samples);
+                }
+            }
+        }
+        drop(guard);
+        let _ = optional_i64(&writer.conn, "SELECT MAX(id) FROM wal")?;
+        tracing::info!(
+            series = writer.ids.len(),
+            replayed_samples = replayed,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "store loaded"
+        );
+        Ok(writer)
+    }
+
+    pub(super) fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        while let Some(command) = commands.blocking_recv() {
+            match command {
+                Command::Write(batch, reply) => {
+                    let mut group = vec![(batch, reply)];
+                    let mut samples = group[0].0.sample_count();
+                    let mut pending = None;
+                    while samples < GROUP_COMMIT_SAMPLES {
+                        match commands.try_recv() {
+                            Ok(Command::Write(batch, reply)) => {
+                                samples += batch.sample_count();
+                                group.push((batch, reply));
+                            }
+                            Ok(other) => {
+                                pending = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.write_group(group);
+                    if self.wal_bytes > WAL_FLUSH_BYTES
+                        && let Err(e) = self.flush()
+                    {
+                        tracing::error!(error = %e, "head flush failed");
+                    }
+                    if let Some(command) = pending
+                        && self.handle_other(command)
+                    {
+                        return;
+                    }
+                }
+                other => {
+                    if self.handle_other(other) {
+                        return;
+                    }
+                }
+            }
+        }
+        tracing::debug!("store writer stopped: all handles dropped");
+    }
+
+    /// Handles a non-write command; returns true when the thread must stop.
+    fn handle_other(&mut self, command: Command) -> bool {
+        match command {
+            Command::Write(batch, reply) => {
+                self.write_group(vec![(batch, reply)]);
+                false
+            }
+            Command::Flush(reply) => {
+                let _ = reply.send(self.flush());
+                false
+            }
+            Command::Retain(cutoff, reply) => {
+                let _ = reply.send(self.retain(cutoff));
+                false
+            }
+            Command::Close(reply) => {
+                let _ = reply.send(self.flush());
+                true
+            }
+        }
+    }
+
+    fn write_group(&mut self, group: Vec<(WriteBatch, oneshot::Sender<Result<WriteOutcome, StoreError>>)>) {
+        let started = Instant::now();
+        let (batches, replies): (Vec<WriteBatch>, Vec<_>) = group.into_iter().unzip();
+        match self.commit(batches) {
+            Ok(outcomes) => {
+                metrics::histogram!("redline_collector_store_commit_duration_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                metrics::counter!("redline_collector_store_errors_total", "stage" => "commit")
+                    .increment(1);
+                tracing::error!(error = %e, "store commit failed; writes answered as retryable");
+                let message = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Commit(message.clone())));
+                }
+            }
+        }
+    }
+
+    /// Validates, commits and publishes a group of batches. Nothing in memory changes unless
+    /// the transaction committed.
+    fn commit(&mut self, batches: Vec<WriteBatch>) -> Result<Vec<WriteOutcome>, StoreError> {
+        let mut outcomes = Vec::with_capacity(batches.len());
+        // Tentative state of this group: new series, last samples and accepted samples.
+        let mut new_series: Vec<(i64, Arc<Labels>)> = Vec::new();
+        let mut new_ids: HashMap<Arc<Labels>, i64> = HashMap::new();
+        let mut last: HashMap<i64, Last> = HashMap::new();
+        let mut accepted: HashMap<i64, Vec<Sample>> = HashMap::new();
+        let mut new_meta: Vec<MetricMeta> = Vec::new();
+        let mut next_id = self.next_id;
+        let mut spans = Vec::new();
+        let mut logs = Vec::new();
+        for batch in batches {
+            let mut outcome = WriteOutcome {
+                spans: batch.spans.len(),
+                logs: batch.logs.len(),
+                ..WriteOutcome::default()
+            };
+            for meta in batch.metadata {
+                if self.metadata.get(&meta.name) != Some(&meta)
+                    && !new_meta.iter().any(|m| m == &meta)
+                {
+                    new_meta.push(meta);
+                }
+            }
+            for mut series in batch.series {
+                series.samples.sort_by_key(|s| s.timestamp_ms);
+                let labels = Arc::new(series.labels);
+                let known = self.ids.get(&labels).or_else(|| new_ids.get(&labels)).copied();
+                let id = known.unwrap_or(next_id);
+                let mut prev = last.get(&id).or_else(|| self.last.get(&id)).copied();
+                let mut kept = 0usize;
+                for s in series.samples {
+                    match prev {
+                        Some(p) if s.timestamp_ms < p.timestamp_ms => {
+                            outcome.samples_rejected += 1;
+                            outcome.rejection.get_or_insert_with(|| {
+                                format!(
+                                    "out-of-order sample for series {labels}: timestamp {} is older than the newest stored, {}",
+                                    s.timestamp_ms, p.timestamp_ms
+                                )
+                            });
+                            metrics::counter!("redline_collector_samples_rejected_total", "reason" => "out_of_order").increment(1);
+                        }
+                        Some(p) if s.timestamp_ms == p.timestamp_ms => {
+                            if p.value_bits.is_none_or(|b| b == s.value.to_bits()) {
+                                outcome.samples_duplicate += 1;
+                                metrics::counter!("redline_collector_samples_duplicate_total")
+                                    .increment(1);
+                            } else {
+                                outcome.samples_rejected += 1;
+                                outcome.rejection.get_or_insert_with(|| {
+                                    format!(
+                                        "duplicate timestamp {} with a different value for series {labels}",
+                                        s.timestamp_ms
+                                    )
+                                });
+                                metrics::counter!("redline_collector_samples_rejected_total", "reason" => "duplicate_timestamp").increment(1);
+                            }
+                        }
+                        _ => {
+                            accepted.entry(id).or_default().push(s);
+                            prev = Some(Last {
+                                timestamp_ms: s.timestamp_ms,
+                                value_bits: Some(s.value.to_bits()),
+                            });
+                            kept += 1;
+                        }
+                    }
+                }
+                outcome.samples_accepted += kept;
+                if let Some(p) = prev {
+                    last.insert(id, p);
+                }
+                if known.is_none() && kept > 0 {
+                    new_ids.insert(labels.clone(), id);
+                    new_series.push((id, labels));
+                    next_id += 1;
+                }
+            }
+            spans.extend(batch.spans);
+            logs.extend(batch.logs);
+            outcomes.push(outcome);
+        }
+
+        let mut wal = Vec::new();
+        let mut ids: Vec<&i64> = accepted.keys().collect();
+        ids.sort_unstable();
+        for id in ids {
+            encode_wal_entry(&mut wal, *id, &accepted[id]);
+        }
+
+        let tx = self.conn.transaction().map_err(sql("begin"))?;
+        {
+            let mut insert_series = tx
+                .prepare_cached("INSERT INTO series (id, labels, metric) VALUES (?1, ?2, ?3)")
+                .map_err(sql("insert series"))?;
+            for (id, labels) in &new_series {
+                insert_series
+                    .execute(params![id, labels.to_string(), labels.metric_name()])
+                    .map_err(sql("insert series"))?;
+            }
+            let mut upsert_meta = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO metric_meta (name, otel_name, kind, temporality, unit, help)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(sql("insert metadata"))?;
+            for m in &new_meta {
+                upsert_meta
+                    .execute(params![
+                        m.name,
+                        m.otel_name,
+                        kind_to_str(m.kind),
+                        m.temporality.as_str(),
+                        m.unit,
+                        m.help
+                    ])
+                    .map_err(sql("insert metadata"))?;
+            }
+            if !wal.is_empty() {
+                tx.prepare_cached("INSERT INTO wal (data) VALUES (?1)")
+                    .and_then(|mut s| s.execute([&wal]))
+                    .map_err(sql("insert wal"))?;
+            }
+            let mut insert_span = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO spans (trace_id, span_id, parent_span_id, service, name, kind,
+                        start_ns, end_ns, status_code, status_message, attributes, resource, events, links, scope)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                )
+                .map_err(sql("insert span"))?;
+            let mut insert_op = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO span_operations (service, name, kind) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(sql("insert span"))?;
+            let mut ops_seen = std::collections::HashSet::new();
+            for s in &spans {
+                insert_span
+                    .execute(params![
+                        s.trace_id,
+                        s.span_id,
+                        s.parent_span_id,
+                        s.service,
+                        s.name,
+                        s.kind,
+                        s.start_ns,
+                        s.end_ns,
+                        s.status_code,
+                        s.status_message,
+                        s.attributes,
+                        s.resource,
+                        s.events,
+                        s.links,
+                        s.scope
+                    ])
+                    .map_err(sql("insert span"))?;
+                if ops_seen.insert((s.service.as_str(), s.name.as_str(), s.kind)) {
+                    insert_op
+                        .execute(params![s.service, s.name, s.kind])
+                        .map_err(sql("insert span"))?;
+                }
+            }
+            let mut insert_log = tx
+                .prepare_cached(
+                    "INSERT INTO logs (time_ns, observed_ns, service, severity_number, severity_text, body,
+                        attributes, resource, trace_id, span_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )
+                .map_err(sql("insert log"))?;
+            for l in &logs {
+                insert_log
+                    .execute(params![
+                        l.time_ns,
+                        l.observed_ns,
+                        l.service,
+                        l.severity_number,
+                        l.severity_text,
+                        l.body,
+                        l.attributes,
+                        l.resource,
+                        l.trace_id,
+                        l.span_id
+                    ])
+                    .map_err(sql("insert log"))?;
+            }
+        }
+        tx.commit().map_err(sql("commit"))?;
+
+        // Committed: publish.
+        self.wal_bytes += wal.len();
+        self.next_id = next_id;
+        let stored: usize = accepted.values().map(Vec::len).sum();
+        {
+            let mut shared = self.shared.write().map_err(|_| StoreError::Closed)?;
+            for (id, labels) in &new_series {
+                shared.add_series(*id, labels.clone());
+            }
+            for (id, samples) in accepted {
+                shared.head.entry(id).or_default().extend(samples);
+            }
+            for m in &new_meta {
+                shared.metadata.insert(m.name.clone(), m.clone());
+            }
+        }
+        for (id, labels) in new_series {
+            self.ids.insert(labels, id);
+        }
+        self.last.extend(last);
+        for m in new_meta {
+            self.metadata.insert(m.name.clone(), m);
+        }
+        metrics::counter!("redline_collector_samples_stored_total").increment(stored as u64);
+        metrics::counter!("redline_collector_spans_stored_total").increment(spans.len() as u64);
+        metrics::counter!("redline_collector_logs_stored_total").increment(logs.len() as u64);
+        metrics::gauge!("redline_collector_store_series").set(self.ids.len() as f64);
+        Ok(outcomes)
+    }
+
+    /// Folds every head series into one chunk row and empties the `wal` table, atomically.
+    fn flush(&mut self) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let snapshot: Vec<(i64, Vec<Sample>)> = {
+            let shared = self.shared.read().map_err(|_| StoreError::Closed)?;
+            shared
+                .head
+                .iter()
+                .filter(|(_, s)| !s.is_empty())
+                .map(|(id, s)| (*id, s.clone()))
+                .collect()
+        };
+        let tx = self.conn.transaction().map_err(sql("flush"))?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO chunks (series_id, max_t, min_t, count, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(sql("flush"))?;
+            for (id, samples) in &snapshot {
+                let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+                    continue;
+                };
+                insert
+                    .execute(params![
+                        id,
+                        last.timestamp_ms,
+                        first.timestamp_ms,
+                        samples.len() as i64,
+                        chunk::encode(samples)
+                    ])
+                    .map_err(sql("flush"))?;
+            }
+            tx.execute("DELETE FROM wal", []).map_err(sql("flush"))?;
+        }
+        tx.commit().map_err(sql("flush"))?;
+        {
+            let mut shared = self.shared.write().map_err(|_| StoreError::Closed)?;
+            // Only the writer appends to the head, so nothing arrived since the snapshot.
+            shared.head.clear();
+        }
+        self.wal_bytes = 0;
+        let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+        metrics::counter!("redline_collector_store_flushes_total").increment(1);
+        tracing::debug!(
+            series = snapshot.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "head flushed into chunks"
+        );
+        Ok(())
+    }
+
+    /// Deletes chunks, spans and logs older than the cutoff, and series left without data.
+    fn retain(&mut self, cutoff_ms: i64) -> Result<RetentionOutcome, StoreError> {
+        let cutoff_ns = cutoff_ms.saturating_mul(1_000_000);
+        let head_ids: std::collections::HashSet<i64> = {
+            let shared = self.shared.read().map_err(|_| StoreError::Closed)?;
+            shared
+                .head
+                .iter()
+                .filter(|(_, s)| !s.is_empty())
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        let dead: Vec<i64> = self
+            .last
+            .iter()
+            .filter(|(id, l)| l.timestamp_ms < cutoff_ms && !head_ids.contains(id))
+            .map(|(id, _)| *id)
+            .collect();
+        let tx = self.conn.transaction().map_err(sql("retention"))?;
+        let mut outcome = RetentionOutcome {
+            chunks: tx
+                .execute("DELETE FROM chunks WHERE max_t < ?1", [cutoff_ms])
+                .map_err(sql("retention"))?,
+            spans: tx
+                .execute("DELETE FROM spans WHERE start_ns < ?1", [cutoff_ns])
+                .map_err(sql("retention"))?,
+            logs: tx
+                .execute("DELETE FROM logs WHERE time_ns < ?1", [cutoff_ns])
+                .map_err(sql("retention"))?,
+            series: 0,
+        };
+        {
+            let mut delete = tx
+                .prepare_cached("DELETE FROM series WHERE id = ?1")
+                .map_err(sql("retention"))?;
+            for id in &dead {
+                outcome.series += delete.execute([id]).map_err(sql("retention"))?;
+            }
+        }
+        tx.commit().map_err(sql("retention"))?;
+        {
+            let mut shared = self.shared.write().map_err(|_| StoreError::Closed)?;
+            for id in &dead {
+                shared.remove_series(*id);
+            }
+        }
+        self.ids.retain(|_, id| !dead.contains(id));
+        for id in &dead {
+            self.last.remove(id);
+        }
+        metrics::counter!("redline_collector_store_retention_deleted_total", "kind" => "chunks")
+            .increment(outcome.chunks as u64);
+        Ok(outcome)
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(data: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *data.get(*pos)?;
+        *pos += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+fn encode_wal_entry(out: &mut Vec<u8>, id: i64, samples: &[Sample]) {
+    let encoded = chunk::encode(samples);
+    put_varint(out, id as u64);
+    put_varint(out, encoded.len() as u64);
+    out.extend_from_slice(&encoded);
+}
+
+fn decode_wal(data: &[u8]) -> Result<Vec<(i64, Vec<Sample>)>, StoreError> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    let corrupt = |id| StoreError::Corrupt {
+        series_id: id,
+        source: chunk::ChunkError::BadHeader,
+    };
+    while pos < data.len() {
+        let id = get_varint(data, &mut pos).ok_or_else(|| corrupt(-1))? as i64;
+        let len = get_varint(data, &mut pos).ok_or_else(|| corrupt(id))? as usize;
+        let end = pos.checked_add(len).filter(|e| *e <= data.len()).ok_or_else(|| corrupt(id))?;
+        let samples = chunk::decode(&data[pos..end]).map_err(|source| StoreError::Corrupt {
+            series_id: id,
+            source,
+        })?;
+        pos = end;
+        out.push((id, samples));
+    }
+    Ok(out)
+}
+
+fn kind_to_str(kind: MetricKind) -> &'static str {
+    match kind {
+        MetricKind::Gauge => "gauge",
+        MetricKind::Counter => "counter",
+        MetricKind::UpDownCounter => "updowncounter",
+        MetricKind::Histogram => "histogram",
+        MetricKind::Summary => "summary",
+    }
+}
+
+fn kind_from_str(s: &str) -> MetricKind {
+    match s {
+        "counter" => MetricKind::Counter,
+        "updowncounter" => MetricKind::UpDownCounter,
+        "histogram" => MetricKind::Histogram,
+        "summary" => MetricKind::Summary,
+        _ => MetricKind::Gauge,
+    }
+}
+
+fn temporality_from_str(s: &str) -> Temporality {
+    match s {
+        "cumulative" => Temporality::Cumulative,
+        "delta" => Temporality::Delta,
+        _ => Temporality::Unspecified,
+    }
+}

@@ -261,7 +261,10 @@ mod tests {
     #[test]
     fn labels_sort_dedup_and_drop_empty() {
         let labels = l(&[("b", "1"), ("a", "x"), ("b", "2"), ("c", "")]);
-        assert_eq!(labels.iter().collect::<Vec<_>>(), vec![("a", "x"), ("b", "2")]);
+        assert_eq!(
+            labels.iter().collect::<Vec<_>>(),
+            vec![("a", "x"), ("b", "2")]
+        );
         assert_eq!(labels.get("b"), Some("2"));
         assert_eq!(labels.get("c"), None);
     }

@@ -108,7 +108,9 @@ pub fn metrics(request: ExportMetricsServiceRequest, now_ms: i64) -> (WriteBatch
                         dropped.add("exponential_histogram", h.data_points.len());
                         continue;
                     }
-                    metric::Data::Summary(_) => (MetricKind::Summary, Temporality::Cumulative, false),
+                    metric::Data::Summary(_) => {
+                        (MetricKind::Summary, Temporality::Cumulative, false)
+                    }
                 };
                 let name = metric_name(&m.name, &m.unit, kind, monotonic);
                 if name.is_empty() {
@@ -126,7 +128,11 @@ pub fn metrics(request: ExportMetricsServiceRequest, now_ms: i64) -> (WriteBatch
                     });
                 }
                 let series = &mut batch.series;
-                let mut push = |name: &str, attrs: &[KeyValue], extra: Option<(&str, String)>, t: u64, v: f64| {
+                let mut push = |name: &str,
+                                attrs: &[KeyValue],
+                                extra: Option<(&str, String)>,
+                                t: u64,
+                                v: f64| {
                     let mut pairs: Vec<(String, String)> =
                         Vec::with_capacity(resource_labels.promoted.len() + attrs.len() + 3);
                     pairs.extend(resource_labels.promoted.iter().cloned());
@@ -168,14 +174,32 @@ pub fn metrics(request: ExportMetricsServiceRequest, now_ms: i64) -> (WriteBatch
                         for p in h.data_points {
                             dropped.add("exemplar", p.exemplars.len());
                             let stale = p.flags & 1 == 1;
-                            let val = |v: f64| if stale { f64::from_bits(STALE_NAN_BITS) } else { v };
+                            let val = |v: f64| {
+                                if stale {
+                                    f64::from_bits(STALE_NAN_BITS)
+                                } else {
+                                    v
+                                }
+                            };
                             let t = p.time_unix_nano;
                             let mut cumulative = 0u64;
                             for (i, bound) in p.explicit_bounds.iter().enumerate() {
                                 cumulative += p.bucket_counts.get(i).copied().unwrap_or(0);
-                                push(&bucket, &p.attributes, Some(("le", format_float(*bound))), t, val(cumulative as f64));
+                                push(
+                                    &bucket,
+                                    &p.attributes,
+                                    Some(("le", format_float(*bound))),
+                                    t,
+                                    val(cumulative as f64),
+                                );
                             }
-                            push(&bucket, &p.attributes, Some(("le", "+Inf".to_owned())), t, val(p.count as f64));
+                            push(
+                                &bucket,
+                                &p.attributes,
+                                Some(("le", "+Inf".to_owned())),
+                                t,
+                                val(p.count as f64),
+                            );
                             if let Some(s) = p.sum {
                                 push(&sum, &p.attributes, None, t, val(s));
                             }
@@ -187,10 +211,22 @@ pub fn metrics(request: ExportMetricsServiceRequest, now_ms: i64) -> (WriteBatch
                         let count = format!("{name}_count");
                         for p in s.data_points {
                             let stale = p.flags & 1 == 1;
-                            let val = |v: f64| if stale { f64::from_bits(STALE_NAN_BITS) } else { v };
+                            let val = |v: f64| {
+                                if stale {
+                                    f64::from_bits(STALE_NAN_BITS)
+                                } else {
+                                    v
+                                }
+                            };
                             let t = p.time_unix_nano;
                             for q in &p.quantile_values {
-                                push(&name, &p.attributes, Some(("quantile", format_float(q.quantile))), t, val(q.value));
+                                push(
+                                    &name,
+                                    &p.attributes,
+                                    Some(("quantile", format_float(q.quantile))),
+                                    t,
+                                    val(q.value),
+                                );
                             }
                             push(&sum, &p.attributes, None, t, val(p.sum));
                             push(&count, &p.attributes, None, t, val(p.count as f64));
@@ -245,7 +281,11 @@ fn timestamp_ms(unix_nano: u64, now_ms: i64) -> i64 {
 /// shortest form: `0.005`, `1`, `+Inf`).
 pub fn format_float(v: f64) -> String {
     if v.is_infinite() {
-        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     if v.is_nan() {
         return "NaN".into();
@@ -292,7 +332,9 @@ fn resource_labels(resource: Option<&Resource>) -> ResourceLabels {
         }
     }
     let mut identity = Vec::new();
-    let service = service_name.clone().unwrap_or_else(|| "unknown_service".to_owned());
+    let service = service_name
+        .clone()
+        .unwrap_or_else(|| "unknown_service".to_owned());
     if let Some(name) = service_name {
         let job = match namespace {
             Some(ns) if !ns.is_empty() => format!("{ns}/{name}"),
@@ -372,13 +414,17 @@ pub fn metric_name(name: &str, unit: &str, kind: MetricKind, monotonic: bool) ->
         None => (unit.trim(), None),
     };
     if !main.contains('{') && !main.is_empty() {
-        let word = unit_word(main).map(str::to_owned).unwrap_or_else(|| tokens(main).join("_"));
+        let word = unit_word(main)
+            .map(str::to_owned)
+            .unwrap_or_else(|| tokens(main).join("_"));
         if !word.is_empty() && !parts.contains(&word) {
             parts.push(word);
         }
     }
     if let Some(per) = per.filter(|p| !p.is_empty() && !p.contains('{')) {
-        let word = per_unit_word(per).map(str::to_owned).unwrap_or_else(|| tokens(per).join("_"));
+        let word = per_unit_word(per)
+            .map(str::to_owned)
+            .unwrap_or_else(|| tokens(per).join("_"));
         if !word.is_empty() && !parts.contains(&word) {
             parts.push("per".to_owned());
             parts.push(word);
@@ -403,7 +449,13 @@ pub fn metric_name(name: &str, unit: &str, kind: MetricKind, monotonic: bool) ->
 pub fn label_name(key: &str) -> String {
     let mut out: String = key
         .chars()
-        .map(|c| if c.is_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert_str(0, "key_");
@@ -438,9 +490,8 @@ fn any_to_json_inner(value: &any_value::Value) -> Json {
         any_value::Value::StringValue(s) => Json::String(s.clone()),
         any_value::Value::BoolValue(b) => Json::Bool(*b),
         any_value::Value::IntValue(i) => Json::from(*i),
-        any_value::Value::DoubleValue(d) => {
-            serde_json::Number::from_f64(*d).map_or_else(|| Json::String(format_float(*d)), Json::Number)
-        }
+        any_value::Value::DoubleValue(d) => serde_json::Number::from_f64(*d)
+            .map_or_else(|| Json::String(format_float(*d)), Json::Number),
         any_value::Value::ArrayValue(a) => {
             Json::Array(a.values.iter().map(|v| any_to_json(Some(v))).collect())
         }
@@ -491,9 +542,7 @@ pub fn traces(request: ExportTraceServiceRequest) -> (WriteBatch, Dropped) {
             let scope = ss
                 .scope
                 .as_ref()
-                .map(|s| {
-                    serde_json::json!({"name": s.name, "version": s.version}).to_string()
-                })
+                .map(|s| serde_json::json!({"name": s.name, "version": s.version}).to_string())
                 .unwrap_or_else(|| "{}".to_owned());
             for span in ss.spans {
                 let trace_id = hex(&span.trace_id);

@@ -79,7 +79,10 @@ fn now() -> (i64, i64) {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    (d.as_millis() as i64, d.as_nanos().min(i64::MAX as u128) as i64)
+    (
+        d.as_millis() as i64,
+        d.as_nanos().min(i64::MAX as u128) as i64,
+    )
 }
 
 impl Ingest {
@@ -135,12 +138,12 @@ impl Ingest {
         let (batch, dropped) = convert::metrics(request, now().0);
         let a = self.commit("metrics", protocol, batch, dropped).await?;
         Ok(ExportMetricsServiceResponse {
-            partial_success: (a.rejected > 0 || !a.message.is_empty()).then(|| {
+            partial_success: (a.rejected > 0 || !a.message.is_empty()).then_some(
                 ExportMetricsPartialSuccess {
                     rejected_data_points: a.rejected,
                     error_message: a.message,
-                }
-            }),
+                },
+            ),
         })
     }
 
@@ -152,7 +155,7 @@ impl Ingest {
         let (batch, dropped) = convert::traces(request);
         let a = self.commit("traces", protocol, batch, dropped).await?;
         Ok(ExportTraceServiceResponse {
-            partial_success: (a.rejected > 0).then(|| ExportTracePartialSuccess {
+            partial_success: (a.rejected > 0).then_some(ExportTracePartialSuccess {
                 rejected_spans: a.rejected,
                 error_message: a.message,
             }),
@@ -167,7 +170,7 @@ impl Ingest {
         let (batch, dropped) = convert::logs(request, now().1);
         let a = self.commit("logs", protocol, batch, dropped).await?;
         Ok(ExportLogsServiceResponse {
-            partial_success: (a.rejected > 0).then(|| ExportLogsPartialSuccess {
+            partial_success: (a.rejected > 0).then_some(ExportLogsPartialSuccess {
                 rejected_log_records: a.rejected,
                 error_message: a.message,
             }),
@@ -439,6 +442,11 @@ macro_rules! http_handler {
     };
 }
 
-http_handler!(http_metrics, ExportMetricsServiceRequest, metrics, "metrics");
+http_handler!(
+    http_metrics,
+    ExportMetricsServiceRequest,
+    metrics,
+    "metrics"
+);
 http_handler!(http_traces, ExportTraceServiceRequest, traces, "traces");
 http_handler!(http_logs, ExportLogsServiceRequest, logs, "logs");

@@ -79,7 +79,11 @@ impl<'a> BitReader<'a> {
             let avail = 8 - offset;
             let take = avail.min(left);
             let chunk = (u64::from(byte) >> (avail - take)) & ((1u64 << take) - 1);
-            out = if take == 64 { chunk } else { (out << take) | chunk };
+            out = if take == 64 {
+                chunk
+            } else {
+                (out << take) | chunk
+            };
             self.pos += take as usize;
             left -= take;
         }

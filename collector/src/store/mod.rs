@@ -119,7 +119,10 @@ impl WriteBatch {
 
 /// Messages to the writer thread. Each carries the reply channel its sender awaits.
 enum Command {
-    Write(WriteBatch, oneshot::Sender<Result<WriteOutcome, StoreError>>),
+    Write(
+        WriteBatch,
+        oneshot::Sender<Result<WriteOutcome, StoreError>>,
+    ),
     /// Fold the head into chunks now (tests, benchmarks, shutdown).
     Flush(oneshot::Sender<Result<(), StoreError>>),
     /// Delete data older than the cutoff (ms since the epoch).
@@ -230,7 +233,10 @@ struct ReadPool {
 }
 
 impl ReadPool {
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let conn = match self.idle.lock().map(|mut idle| idle.pop()) {
             Ok(Some(conn)) => conn,
             _ => {
@@ -556,7 +562,8 @@ impl Store {
                 let rows = stmt
                     .query_map([&service], |r| Ok((r.get(0)?, r.get(1)?)))
                     .map_err(sql("operations"))?;
-                rows.collect::<Result<Vec<_>, _>>().map_err(sql("operations"))
+                rows.collect::<Result<Vec<_>, _>>()
+                    .map_err(sql("operations"))
             })
         })
         .await

@@ -30,7 +30,13 @@ fn batch(name: &str, host: &str, points: &[(i64, f64)]) -> WriteBatch {
 
 async fn all(store: &Store, name: &str) -> Vec<SeriesData> {
     store
-        .select(vec![Matcher::equal("__name__", name)], i64::MIN, i64::MAX, 1000, 1_000_000)
+        .select(
+            vec![Matcher::equal("__name__", name)],
+            i64::MIN,
+            i64::MAX,
+            1000,
+            1_000_000,
+        )
         .await
         .unwrap()
 }
@@ -98,9 +104,15 @@ async fn selectors_and_label_reads() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&StoreOptions::new(dir.path())).unwrap();
     for host in ["a", "b", "c"] {
-        store.write(batch("cpu", host, &[(1000, 1.0)])).await.unwrap();
+        store
+            .write(batch("cpu", host, &[(1000, 1.0)]))
+            .await
+            .unwrap();
     }
-    store.write(batch("mem", "a", &[(1000, 1.0)])).await.unwrap();
+    store
+        .write(batch("mem", "a", &[(1000, 1.0)]))
+        .await
+        .unwrap();
     let re = Matcher::regex("host", "a|b", false).unwrap();
     assert_eq!(
         store
@@ -118,15 +130,24 @@ async fn selectors_and_label_reads() {
     let limited = store
         .select(vec![Matcher::equal("__name__", "cpu")], 0, 5000, 2, 100)
         .await;
-    assert!(matches!(limited, Err(StoreError::TooManySeries { found: 3, limit: 2 })));
+    assert!(matches!(
+        limited,
+        Err(StoreError::TooManySeries { found: 3, limit: 2 })
+    ));
 }
 
 #[tokio::test]
 async fn retention_removes_old_data_and_dead_series() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&StoreOptions::new(dir.path())).unwrap();
-    store.write(batch("m", "old", &[(1000, 1.0)])).await.unwrap();
-    store.write(batch("m", "new", &[(9000, 1.0)])).await.unwrap();
+    store
+        .write(batch("m", "old", &[(1000, 1.0)]))
+        .await
+        .unwrap();
+    store
+        .write(batch("m", "new", &[(9000, 1.0)]))
+        .await
+        .unwrap();
     store.flush().await.unwrap();
     let out = store.retain(5000).await.unwrap();
     assert_eq!(out.chunks, 1);

@@ -236,7 +236,13 @@ impl Writer {
         }
     }
 
-    fn write_group(&mut self, group: Vec<(WriteBatch, oneshot::Sender<Result<WriteOutcome, StoreError>>)>) {
+    fn write_group(
+        &mut self,
+        group: Vec<(
+            WriteBatch,
+            oneshot::Sender<Result<WriteOutcome, StoreError>>,
+        )>,
+    ) {
         let started = Instant::now();
         let (batches, replies): (Vec<WriteBatch>, Vec<_>) = group.into_iter().unzip();
         match self.commit(batches) {
@@ -288,7 +294,11 @@ impl Writer {
             for mut series in batch.series {
                 series.samples.sort_by_key(|s| s.timestamp_ms);
                 let labels = Arc::new(series.labels);
-                let known = self.ids.get(&labels).or_else(|| new_ids.get(&labels)).copied();
+                let known = self
+                    .ids
+                    .get(&labels)
+                    .or_else(|| new_ids.get(&labels))
+                    .copied();
                 let id = known.unwrap_or(next_id);
                 let mut prev = last.get(&id).or_else(|| self.last.get(&id)).copied();
                 let mut kept = 0usize;
@@ -626,7 +636,10 @@ fn decode_wal(data: &[u8]) -> Result<Vec<(i64, Vec<Sample>)>, StoreError> {
     while pos < data.len() {
         let id = get_varint(data, &mut pos).ok_or_else(|| corrupt(-1))? as i64;
         let len = get_varint(data, &mut pos).ok_or_else(|| corrupt(id))? as usize;
-        let end = pos.checked_add(len).filter(|e| *e <= data.len()).ok_or_else(|| corrupt(id))?;
+        let end = pos
+            .checked_add(len)
+            .filter(|e| *e <= data.len())
+            .ok_or_else(|| corrupt(id))?;
         let samples = chunk::decode(&data[pos..end]).map_err(|source| StoreError::Corrupt {
             series_id: id,
             source,

@@ -21,16 +21,64 @@ fn kv(k: &str, v: &str) -> KeyValue {
 fn metric_names_follow_prometheus_otlp_translation() {
     use MetricKind::*;
     let cases = [
-        ("system.cpu.time", "s", Counter, true, "system_cpu_time_seconds_total"),
-        ("system.memory.usage", "By", UpDownCounter, false, "system_memory_usage_bytes"),
-        ("system.cpu.utilization", "1", Gauge, false, "system_cpu_utilization_ratio"),
-        ("system.cpu.load_average.1m", "{thread}", Gauge, false, "system_cpu_load_average_1m"),
-        ("system.network.io", "By", Counter, true, "system_network_io_bytes_total"),
-        ("system.network.packets", "{packet}", Counter, true, "system_network_packets_total"),
+        (
+            "system.cpu.time",
+            "s",
+            Counter,
+            true,
+            "system_cpu_time_seconds_total",
+        ),
+        (
+            "system.memory.usage",
+            "By",
+            UpDownCounter,
+            false,
+            "system_memory_usage_bytes",
+        ),
+        (
+            "system.cpu.utilization",
+            "1",
+            Gauge,
+            false,
+            "system_cpu_utilization_ratio",
+        ),
+        (
+            "system.cpu.load_average.1m",
+            "{thread}",
+            Gauge,
+            false,
+            "system_cpu_load_average_1m",
+        ),
+        (
+            "system.network.io",
+            "By",
+            Counter,
+            true,
+            "system_network_io_bytes_total",
+        ),
+        (
+            "system.network.packets",
+            "{packet}",
+            Counter,
+            true,
+            "system_network_packets_total",
+        ),
         ("system.uptime", "s", Gauge, false, "system_uptime_seconds"),
-        ("http.server.duration", "ms", Histogram, false, "http_server_duration_milliseconds"),
+        (
+            "http.server.duration",
+            "ms",
+            Histogram,
+            false,
+            "http_server_duration_milliseconds",
+        ),
         ("requests_total", "", Counter, true, "requests_total"),
-        ("throughput", "By/s", Gauge, false, "throughput_bytes_per_second"),
+        (
+            "throughput",
+            "By/s",
+            Gauge,
+            false,
+            "throughput_bytes_per_second",
+        ),
         ("latency.seconds", "s", Gauge, false, "latency_seconds"),
         ("9lives", "", Gauge, false, "_9lives"),
         ("temp", "Cel", Gauge, false, "temp_celsius"),
@@ -43,7 +91,10 @@ fn metric_names_follow_prometheus_otlp_translation() {
 #[test]
 fn label_names_are_sanitised() {
     assert_eq!(label_name("host.name"), "host_name");
-    assert_eq!(label_name("http.response.status_code"), "http_response_status_code");
+    assert_eq!(
+        label_name("http.response.status_code"),
+        "http_response_status_code"
+    );
     assert_eq!(label_name("1st"), "key_1st");
     assert_eq!(label_name("_private"), "key_private");
     assert_eq!(label_name("__reserved"), "__reserved");

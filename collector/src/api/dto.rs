@@ -1,0 +1,256 @@
+//! The API's wire shapes, the only place the API uses serde: Prometheus' `{status, data}`
+//! envelopes and result types, Jaeger's query-service JSON, and log records.
+
+use std::collections::BTreeMap;
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value as Json, json};
+
+use crate::model::{Labels, LogRecord, MetricMeta, Sample, SpanRecord};
+use crate::query::Value;
+
+fn respond(status: StatusCode, body: Json) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// `{"status":"success","data":…}`.
+pub fn success(data: Json) -> Response {
+    respond(StatusCode::OK, json!({"status": "success", "data": data}))
+}
+
+/// `{"status":"error","errorType":…,"error":…}`.
+pub fn error(status: StatusCode, error_type: &str, message: String) -> Response {
+    respond(
+        status,
+        json!({"status": "error", "errorType": error_type, "error": message}),
+    )
+}
+
+fn labels_json(labels: &Labels) -> Json {
+    Json::Object(
+        labels
+            .iter()
+            .map(|(k, v)| (k.to_owned(), Json::String(v.to_owned())))
+            .collect(),
+    )
+}
+
+/// A sample value as Prometheus writes it: a string, `NaN`, `+Inf`, `-Inf`.
+pub fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        format!("{v}")
+    }
+}
+
+fn point(s: &Sample) -> Json {
+    json!([s.timestamp_ms as f64 / 1000.0, format_value(s.value)])
+}
+
+pub fn query_result(value: &Value) -> Response {
+    let data = match value {
+        Value::Vector(v) => json!({
+            "resultType": "vector",
+            "result": v.iter().map(|(l, s)| json!({"metric": labels_json(l), "value": point(s)})).collect::<Vec<_>>(),
+        }),
+        Value::Matrix(m) => json!({
+            "resultType": "matrix",
+            "result": m.iter().map(|(l, s)| json!({"metric": labels_json(l), "values": s.iter().map(point).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+        }),
+        Value::Scalar(s) => json!({"resultType": "scalar", "result": point(s)}),
+        Value::String(t, s) => json!({"resultType": "string", "result": [*t as f64 / 1000.0, s]}),
+    };
+    success(data)
+}
+
+pub fn series<'a>(labels: impl Iterator<Item = &'a Labels>) -> Json {
+    Json::Array(labels.map(labels_json).collect())
+}
+
+/// `/api/v1/metadata`: metric name → list of `{type, help, unit}`.
+pub fn metadata(meta: &[MetricMeta]) -> Json {
+    let mut out = Map::new();
+    for m in meta {
+        out.insert(
+            m.name.clone(),
+            json!([{"type": m.kind.as_str(), "help": m.help, "unit": m.unit}]),
+        );
+    }
+    Json::Object(out)
+}
+
+fn parse_object(text: &str) -> Json {
+    serde_json::from_str(text).unwrap_or(Json::Object(Map::new()))
+}
+
+fn rfc3339_ns(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let nanos = ns.rem_euclid(1_000_000_000) as u32;
+    if secs < 0 {
+        return format!("{ns}ns");
+    }
+    let t = std::time::UNIX_EPOCH + std::time::Duration::new(secs as u64, nanos);
+    humantime::format_rfc3339_nanos(t).to_string()
+}
+
+pub fn logs(records: &[LogRecord]) -> Json {
+    Json::Array(
+        records
+            .iter()
+            .map(|r| {
+                json!({
+                    "timestamp": rfc3339_ns(r.time_ns),
+                    "time_unix_nano": r.time_ns.to_string(),
+                    "observed_time_unix_nano": r.observed_ns.to_string(),
+                    "service": r.service,
+                    "severity_number": r.severity_number,
+                    "severity_text": r.severity_text,
+                    "body": r.body,
+                    "attributes": parse_object(&r.attributes),
+                    "resource": parse_object(&r.resource),
+                    "trace_id": r.trace_id,
+                    "span_id": r.span_id,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Jaeger's response envelope.
+pub fn jaeger(data: Json) -> Response {
+    let total = data.as_array().map_or(0, Vec::len);
+    respond(
+        StatusCode::OK,
+        json!({"data": data, "total": total, "limit": 0, "offset": 0, "errors": null}),
+    )
+}
+
+pub fn jaeger_error(status: StatusCode, message: String) -> Response {
+    respond(
+        status,
+        json!({"data": null, "total": 0, "limit": 0, "offset": 0, "errors": [{"code": status.as_u16(), "msg": message}]}),
+    )
+}
+
+/// Attributes JSON → Jaeger tags.
+fn tags(attributes: &Json) -> Vec<Json> {
+    let Some(map) = attributes.as_object() else {
+        return Vec::new();
+    };
+    map.iter()
+        .map(|(k, v)| match v {
+            Json::Bool(b) => json!({"key": k, "type": "bool", "value": b}),
+            Json::Number(n) if n.is_i64() || n.is_u64() => {
+                json!({"key": k, "type": "int64", "value": n})
+            }
+            Json::Number(n) => json!({"key": k, "type": "float64", "value": n}),
+            Json::String(s) => json!({"key": k, "type": "string", "value": s}),
+            other => json!({"key": k, "type": "string", "value": other.to_string()}),
+        })
+        .collect()
+}
+
+const SPAN_KINDS: [&str; 6] = [
+    "unspecified",
+    "internal",
+    "server",
+    "client",
+    "producer",
+    "consumer",
+];
+
+/// One trace in Jaeger's JSON model.
+pub fn jaeger_trace(spans: &[SpanRecord]) -> Json {
+    // One process per distinct (service, resource).
+    let mut processes: BTreeMap<(String, String), String> = BTreeMap::new();
+    for s in spans {
+        let next = format!("p{}", processes.len() + 1);
+        processes
+            .entry((s.service.clone(), s.resource.clone()))
+            .or_insert(next);
+    }
+    let trace_id = spans
+        .first()
+        .map(|s| s.trace_id.clone())
+        .unwrap_or_default();
+    let json_spans: Vec<Json> = spans
+        .iter()
+        .map(|s| {
+            let mut references = Vec::new();
+            if !s.parent_span_id.is_empty() {
+                references.push(json!({"refType": "CHILD_OF", "traceID": s.trace_id, "spanID": s.parent_span_id}));
+            }
+            if let Json::Array(links) = parse_object_or_array(&s.links) {
+                for l in links {
+                    references.push(json!({"refType": "FOLLOWS_FROM", "traceID": l["trace_id"], "spanID": l["span_id"]}));
+                }
+            }
+            let mut span_tags = tags(&parse_object(&s.attributes));
+            if let Some(kind) = SPAN_KINDS.get(s.kind as usize).filter(|k| **k != "unspecified" && **k != "internal") {
+                span_tags.push(json!({"key": "span.kind", "type": "string", "value": kind}));
+            }
+            match s.status_code {
+                1 => span_tags.push(json!({"key": "otel.status_code", "type": "string", "value": "OK"})),
+                2 => {
+                    span_tags.push(json!({"key": "otel.status_code", "type": "string", "value": "ERROR"}));
+                    span_tags.push(json!({"key": "error", "type": "bool", "value": true}));
+                }
+                _ => {}
+            }
+            if !s.status_message.is_empty() {
+                span_tags.push(json!({"key": "otel.status_description", "type": "string", "value": s.status_message}));
+            }
+            let logs: Vec<Json> = match parse_object_or_array(&s.events) {
+                Json::Array(events) => events
+                    .iter()
+                    .map(|e| {
+                        let mut fields = vec![json!({"key": "event", "type": "string", "value": e["name"]})];
+                        fields.extend(tags(&e["attributes"]));
+                        json!({"timestamp": e["time_ns"].as_i64().unwrap_or(0) / 1000, "fields": fields})
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            json!({
+                "traceID": s.trace_id,
+                "spanID": s.span_id,
+                "operationName": s.name,
+                "references": references,
+                "startTime": s.start_ns / 1000,
+                "duration": (s.end_ns - s.start_ns).max(0) / 1000,
+                "tags": span_tags,
+                "logs": logs,
+                "processID": processes.get(&(s.service.clone(), s.resource.clone())),
+                "warnings": null,
+                "flags": 1,
+            })
+        })
+        .collect();
+    let processes: Map<String, Json> = processes
+        .into_iter()
+        .map(|((service, resource), id)| {
+            let resource = parse_object(&resource);
+            let process_tags: Vec<Json> = tags(&resource)
+                .into_iter()
+                .filter(|t| t["key"] != "service.name")
+                .collect();
+            (id, json!({"serviceName": service, "tags": process_tags}))
+        })
+        .collect();
+    json!({"traceID": trace_id, "spans": json_spans, "processes": processes, "warnings": null})
+}
+
+fn parse_object_or_array(text: &str) -> Json {
+    serde_json::from_str(text).unwrap_or(Json::Null)
+}

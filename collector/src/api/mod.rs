@@ -1,0 +1,353 @@
+//! The HTTP API: Prometheus-shaped metric reads, Jaeger-shaped trace reads, log search, the
+//! collector's own `/metrics`, and health. Handlers parse parameters, call `query::Engine` or
+//! the store, and render with `dto`, the only serde surface of the API.
+
+pub mod dto;
+mod params;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::model::Matcher;
+use crate::query::{Engine, QueryError};
+use crate::store::{LogQuery, Store, TraceQuery};
+use params::Params;
+
+/// State shared by the handlers.
+#[derive(Clone)]
+pub struct Api {
+    pub store: Store,
+    pub engine: Engine,
+    pub metrics: PrometheusHandle,
+    /// Cleared when shutdown begins, so `/readyz` turns away new traffic first.
+    pub ready: Arc<AtomicBool>,
+}
+
+pub fn router(api: Api) -> Router {
+    Router::new()
+        .route("/api/v1/query", get(query).post(query))
+        .route("/api/v1/query_range", get(query_range).post(query_range))
+        .route("/api/v1/series", get(series).post(series))
+        .route("/api/v1/labels", get(labels).post(labels))
+        .route("/api/v1/label/{name}/values", get(label_values))
+        .route("/api/v1/metadata", get(metadata))
+        .route("/api/v1/logs", get(logs))
+        .route("/api/services", get(services))
+        .route("/api/services/{service}/operations", get(operations))
+        .route("/api/traces", get(find_traces))
+        .route("/api/traces/{id}", get(trace))
+        .route("/metrics", get(own_metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(api)
+}
+
+/// Reads parameters from the query string and, for POST, a form body, as Prometheus does.
+fn params(method: &Method, headers: &HeaderMap, query: Option<String>, body: &Bytes) -> Params {
+    let mut p = Params::from_query(query.as_deref().unwrap_or(""));
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if method == Method::POST && is_form {
+        p.extend_from_form(body);
+    }
+    p
+}
+
+fn bad_data(message: impl Into<String>) -> Response {
+    dto::error(StatusCode::BAD_REQUEST, "bad_data", message.into())
+}
+
+fn query_error(e: QueryError) -> Response {
+    let status = match e.error_type() {
+        "bad_data" => StatusCode::BAD_REQUEST,
+        "execution" => StatusCode::UNPROCESSABLE_ENTITY,
+        "timeout" => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    dto::error(status, e.error_type(), e.to_string())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+async fn query(
+    State(api): State<Api>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = params(&method, &headers, q, &body);
+    let Some(expr) = p.get("query") else {
+        return bad_data("invalid parameter \"query\": missing");
+    };
+    let time = match p.time("time", now_ms()) {
+        Ok(t) => t,
+        Err(e) => return bad_data(e),
+    };
+    match api.engine.instant(expr, time).await {
+        Ok(v) => dto::query_result(&v),
+        Err(e) => query_error(e),
+    }
+}
+
+async fn query_range(
+    State(api): State<Api>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = params(&method, &headers, q, &body);
+    let Some(expr) = p.get("query") else {
+        return bad_data("invalid parameter \"query\": missing");
+    };
+    let (start, end, step) = match (
+        p.required_time("start"),
+        p.required_time("end"),
+        p.duration("step"),
+    ) {
+        (Ok(s), Ok(e), Ok(st)) => (s, e, st),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return bad_data(e),
+    };
+    match api.engine.range(expr, start, end, step).await {
+        Ok(v) => dto::query_result(&v),
+        Err(e) => query_error(e),
+    }
+}
+
+/// Parses every `match[]` selector into matcher lists.
+fn selectors(p: &Params) -> Result<Vec<Vec<Matcher>>, Response> {
+    p.all("match[]")
+        .map(|s| params::selector_matchers(s).map_err(bad_data))
+        .collect()
+}
+
+async fn series(
+    State(api): State<Api>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = params(&method, &headers, q, &body);
+    let sets = match selectors(&p) {
+        Ok(s) if s.is_empty() => return bad_data("no match[] parameter provided"),
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for matchers in sets {
+        for labels in api.store.series(&matchers) {
+            seen.insert(labels);
+        }
+    }
+    dto::success(dto::series(seen.iter().map(|l| l.as_ref())))
+}
+
+async fn labels(
+    State(api): State<Api>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = params(&method, &headers, q, &body);
+    let sets = match selectors(&p) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let names: std::collections::BTreeSet<String> = if sets.is_empty() {
+        api.store.label_names(&[]).into_iter().collect()
+    } else {
+        sets.iter().flat_map(|m| api.store.label_names(m)).collect()
+    };
+    dto::success(serde_json::json!(names))
+}
+
+async fn label_values(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let p = Params::from_query(q.as_deref().unwrap_or(""));
+    let sets = match selectors(&p) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let values: std::collections::BTreeSet<String> = if sets.is_empty() {
+        api.store.label_values(&name, &[]).into_iter().collect()
+    } else {
+        sets.iter()
+            .flat_map(|m| api.store.label_values(&name, m))
+            .collect()
+    };
+    dto::success(serde_json::json!(values))
+}
+
+async fn metadata(State(api): State<Api>) -> Response {
+    dto::success(dto::metadata(&api.store.metadata()))
+}
+
+async fn logs(State(api): State<Api>, RawQuery(q): RawQuery) -> Response {
+    let p = Params::from_query(q.as_deref().unwrap_or(""));
+    let min_severity = match p.get("severity") {
+        None => None,
+        Some(s) => match params::severity_number(s) {
+            Some(n) => Some(n),
+            None => {
+                return bad_data(format!(
+                    "invalid parameter \"severity\": {s:?} is not a number 1-24 nor one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL"
+                ));
+            }
+        },
+    };
+    let (start, end, limit) = match (
+        p.optional_time("start"),
+        p.optional_time("end"),
+        p.limit("limit", 100, 10_000),
+    ) {
+        (Ok(s), Ok(e), Ok(l)) => (s, e, l),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return bad_data(e),
+    };
+    let query = LogQuery {
+        service: p.get("service").map(str::to_owned),
+        min_severity,
+        start_ns: start.map(|t| t.saturating_mul(1_000_000)),
+        end_ns: end.map(|t| t.saturating_mul(1_000_000).saturating_add(999_999)),
+        trace_id: p.get("trace_id").map(|s| s.to_ascii_lowercase()),
+        contains: p.get("contains").map(str::to_owned),
+        limit,
+    };
+    match api.store.logs(query).await {
+        Ok(records) => dto::success(dto::logs(&records)),
+        Err(e) => dto::error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+async fn services(State(api): State<Api>) -> Response {
+    match api.store.span_services().await {
+        Ok(s) => dto::jaeger(serde_json::json!(s)),
+        Err(e) => dto::jaeger_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn operations(State(api): State<Api>, Path(service): Path<String>) -> Response {
+    match api.store.span_operations(service).await {
+        Ok(ops) => {
+            let mut names: Vec<String> = ops.into_iter().map(|(n, _)| n).collect();
+            names.dedup();
+            dto::jaeger(serde_json::json!(names))
+        }
+        Err(e) => dto::jaeger_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn find_traces(State(api): State<Api>, RawQuery(q): RawQuery) -> Response {
+    let p = Params::from_query(q.as_deref().unwrap_or(""));
+    let Some(service) = p.get("service") else {
+        return dto::jaeger_error(
+            StatusCode::BAD_REQUEST,
+            "parameter 'service' is required".into(),
+        );
+    };
+    let now_us = now_ms() * 1000;
+    let micros = |key: &str, default: i64| -> Result<i64, String> {
+        match p.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<i64>()
+                .map_err(|_| format!("parameter '{key}' must be microseconds since the epoch")),
+        }
+    };
+    let lookback_us = match p.get("lookback") {
+        None => 3_600_000_000,
+        Some(v) => match params::parse_duration_ms(v) {
+            Ok(ms) => ms * 1000,
+            Err(e) => {
+                return dto::jaeger_error(
+                    StatusCode::BAD_REQUEST,
+                    format!("parameter 'lookback': {e}"),
+                );
+            }
+        },
+    };
+    let (end_us, limit) = match (micros("end", now_us), p.limit("limit", 20, 1500)) {
+        (Ok(e), Ok(l)) => (e, l),
+        (Err(e), _) | (_, Err(e)) => return dto::jaeger_error(StatusCode::BAD_REQUEST, e),
+    };
+    let start_us = match micros("start", end_us - lookback_us) {
+        Ok(s) => s,
+        Err(e) => return dto::jaeger_error(StatusCode::BAD_REQUEST, e),
+    };
+    let query = TraceQuery {
+        service: service.to_owned(),
+        operation: p
+            .get("operation")
+            .filter(|o| !o.is_empty())
+            .map(str::to_owned),
+        start_ns: start_us.saturating_mul(1000),
+        end_ns: end_us.saturating_mul(1000),
+        limit,
+    };
+    match api.store.find_traces(query).await {
+        Ok(traces) => dto::jaeger(serde_json::Value::Array(
+            traces.iter().map(|t| dto::jaeger_trace(t)).collect(),
+        )),
+        Err(e) => dto::jaeger_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn trace(State(api): State<Api>, Path(id): Path<String>) -> Response {
+    let id = id.to_ascii_lowercase();
+    if id.is_empty() || id.len() > 32 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+        return dto::jaeger_error(
+            StatusCode::BAD_REQUEST,
+            format!("malformed trace id {id:?}"),
+        );
+    }
+    // Jaeger prints ids without leading zeros; we store all 32 digits.
+    let id = format!("{id:0>32}");
+    match api.store.trace(id).await {
+        Ok(spans) if spans.is_empty() => {
+            dto::jaeger_error(StatusCode::NOT_FOUND, "trace not found".into())
+        }
+        Ok(spans) => dto::jaeger(serde_json::json!([dto::jaeger_trace(&spans)])),
+        Err(e) => dto::jaeger_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn own_metrics(State(api): State<Api>) -> Response {
+    metrics::gauge!("redline_collector_store_disk_bytes").set(api.store.disk_bytes() as f64);
+    metrics::gauge!("redline_collector_store_series").set(api.store.series_count() as f64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        api.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn readyz(State(api): State<Api>) -> Response {
+    if api.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    }
+}

@@ -1,0 +1,319 @@
+//! Configuration: the raw YAML shape (`RawConfig`, every field optional, unknown keys refused)
+//! and the validated `Config` the rest of the collector uses. `load` reads and validates a file
+//! and names the file, key and problem in its errors; command-line flags are applied on top by
+//! `main` before validation.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A configuration problem, naming where it is.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {key}: {problem}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        problem: String,
+    },
+}
+
+/// The configuration file as written. Every field is optional; the comment on each states the
+/// default that applies when it is absent.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Directory of the SQLite database. Default `./data`.
+    pub data_dir: Option<PathBuf>,
+    /// How long samples, spans and logs are kept, e.g. `15d`. Default `15d`.
+    pub retention: Option<String>,
+    #[serde(default)]
+    pub listen: RawListen,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub telemetry: RawTelemetry,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListen {
+    /// OTLP/gRPC listener. Default `0.0.0.0:14317`.
+    pub otlp_grpc: Option<String>,
+    /// OTLP/HTTP listener. Default `0.0.0.0:14318`.
+    pub otlp_http: Option<String>,
+    /// HTTP API, `/metrics` and health. Default `0.0.0.0:9190`.
+    pub http: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Largest OTLP request body after decompression, in bytes. Default 4194304 (4 MiB).
+    pub max_request_bytes: Option<usize>,
+    /// Most series one query may touch. Default 10000.
+    pub query_max_series: Option<usize>,
+    /// Most samples one query may load. Default 50000000.
+    pub query_max_samples: Option<usize>,
+    /// Longest a query may run, e.g. `2m`. Default `2m`.
+    pub query_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// How often un-flushed samples are folded into compressed chunks. Default `30m`.
+    pub head_flush_interval: Option<String>,
+    /// How many writes may wait for the writer. Default 256.
+    pub write_queue: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    /// `text` or `json`. Default `text` (`json` when the journal is stdout).
+    pub log_format: Option<String>,
+    /// OTLP/gRPC endpoint for the collector's own spans, e.g. `http://127.0.0.1:4317`.
+    /// Default: not exported.
+    pub otlp_traces_endpoint: Option<String>,
+}
+
+/// Query limits.
+#[derive(Clone, Debug)]
+pub struct QueryLimits {
+    pub max_series: usize,
+    pub max_samples: usize,
+    pub timeout: Duration,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub retention: Duration,
+    pub otlp_grpc_listen: SocketAddr,
+    pub otlp_http_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    pub max_request_bytes: usize,
+    pub query: QueryLimits,
+    pub head_flush_interval: Duration,
+    pub write_queue: usize,
+    pub log_format: Option<LogFormat>,
+    pub otlp_traces_endpoint: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // The raw defaults always validate; the fallback only guards against a typo here.
+        Config::from_raw(RawConfig::default(), Path::new("<defaults>")).unwrap_or_else(|e| {
+            panic!("built-in defaults are invalid: {e}");
+        })
+    }
+}
+
+fn parse_duration(path: &Path, key: &str, text: &str) -> Result<Duration, ConfigError> {
+    let d = humantime::parse_duration(text.trim()).map_err(|e| ConfigError::Invalid {
+        path: path.to_owned(),
+        key: key.to_owned(),
+        problem: format!("{text:?} is not a duration ({e}); write e.g. 30s, 5m, 15d"),
+    })?;
+    if d.is_zero() {
+        return Err(ConfigError::Invalid {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            problem: "must be greater than zero".to_owned(),
+        });
+    }
+    Ok(d)
+}
+
+fn parse_addr(path: &Path, key: &str, text: &str) -> Result<SocketAddr, ConfigError> {
+    text.trim().parse().map_err(|e| ConfigError::Invalid {
+        path: path.to_owned(),
+        key: key.to_owned(),
+        problem: format!("{text:?} is not an address like 127.0.0.1:9190 ({e})"),
+    })
+}
+
+fn positive(path: &Path, key: &str, v: usize) -> Result<usize, ConfigError> {
+    if v == 0 {
+        return Err(ConfigError::Invalid {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            problem: "must be greater than zero".to_owned(),
+        });
+    }
+    Ok(v)
+}
+
+impl Config {
+    /// Parses YAML text; `path` only names the source in errors.
+    pub fn from_yaml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = if text.trim().is_empty() {
+            RawConfig::default()
+        } else {
+            yaml_serde::from_str(text).map_err(|e| ConfigError::Parse {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?
+        };
+        Config::from_raw(raw, path)
+    }
+
+    /// Reads and validates a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_yaml(&text, path)
+    }
+
+    pub fn from_raw(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
+        let log_format = match raw.telemetry.log_format.as_deref() {
+            None => None,
+            Some("text") => Some(LogFormat::Text),
+            Some("json") => Some(LogFormat::Json),
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    path: path.to_owned(),
+                    key: "telemetry.log_format".into(),
+                    problem: format!("{other:?} is not one of text, json"),
+                });
+            }
+        };
+        if let Some(endpoint) = &raw.telemetry.otlp_traces_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                key: "telemetry.otlp_traces_endpoint".into(),
+                problem: format!("{endpoint:?} must be an http:// or https:// URL"),
+            });
+        }
+        Ok(Config {
+            data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from("./data")),
+            retention: parse_duration(
+                path,
+                "retention",
+                raw.retention.as_deref().unwrap_or("15d"),
+            )?,
+            otlp_grpc_listen: parse_addr(
+                path,
+                "listen.otlp_grpc",
+                raw.listen.otlp_grpc.as_deref().unwrap_or("0.0.0.0:14317"),
+            )?,
+            otlp_http_listen: parse_addr(
+                path,
+                "listen.otlp_http",
+                raw.listen.otlp_http.as_deref().unwrap_or("0.0.0.0:14318"),
+            )?,
+            http_listen: parse_addr(
+                path,
+                "listen.http",
+                raw.listen.http.as_deref().unwrap_or("0.0.0.0:9190"),
+            )?,
+            max_request_bytes: positive(
+                path,
+                "limits.max_request_bytes",
+                raw.limits.max_request_bytes.unwrap_or(4 << 20),
+            )?,
+            query: QueryLimits {
+                max_series: positive(
+                    path,
+                    "limits.query_max_series",
+                    raw.limits.query_max_series.unwrap_or(10_000),
+                )?,
+                max_samples: positive(
+                    path,
+                    "limits.query_max_samples",
+                    raw.limits.query_max_samples.unwrap_or(50_000_000),
+                )?,
+                timeout: parse_duration(
+                    path,
+                    "limits.query_timeout",
+                    raw.limits.query_timeout.as_deref().unwrap_or("2m"),
+                )?,
+            },
+            head_flush_interval: parse_duration(
+                path,
+                "store.head_flush_interval",
+                raw.store.head_flush_interval.as_deref().unwrap_or("30m"),
+            )?,
+            write_queue: positive(
+                path,
+                "store.write_queue",
+                raw.store.write_queue.unwrap_or(256),
+            )?,
+            log_format,
+            otlp_traces_endpoint: raw.telemetry.otlp_traces_endpoint,
+        })
+    }
+
+    /// Applies the store-related settings.
+    pub fn store_options(&self) -> crate::store::StoreOptions {
+        let mut options = crate::store::StoreOptions::new(&self.data_dir);
+        options.retention = self.retention;
+        options.head_flush_interval = self.head_flush_interval;
+        options.write_queue = self.write_queue;
+        options
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::from_yaml("", Path::new("c.yaml")).unwrap();
+        assert_eq!(c.retention, Duration::from_secs(15 * 86400));
+        assert_eq!(c.http_listen.port(), 9190);
+        assert_eq!(c.otlp_grpc_listen.port(), 14317);
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_line() {
+        let e = Config::from_yaml("retention: 1d\nlisten:\n  grpc: 1\n", Path::new("c.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("c.yaml"), "{e}");
+        assert!(e.contains("unknown field `grpc`"), "{e}");
+        assert!(e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        for (yaml, key) in [
+            ("retention: soon", "retention"),
+            ("retention: 0s", "retention"),
+            ("listen: {http: nowhere}", "listen.http"),
+            ("limits: {query_max_series: 0}", "limits.query_max_series"),
+            ("telemetry: {log_format: xml}", "telemetry.log_format"),
+        ] {
+            let e = Config::from_yaml(yaml, Path::new("c.yaml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(&format!("c.yaml: {key}: ")), "{yaml} -> {e}");
+        }
+    }
+}

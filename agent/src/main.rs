@@ -1,1 +1,180 @@
-fn main() {}
+//! The `redline-agent` binary: command line, configuration loading, logging, runtime and
+//! signals, exit codes. Everything else lives in the library (`redline_agent`).
+//!
+//! Exit codes: 0 success (including a graceful shutdown on SIGTERM/SIGINT), 1 runtime failure
+//! (a port in use, a server dying), 2 unusable configuration or command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use redline_agent::Config;
+use redline_agent::config::{Protocol, check_endpoint};
+use reqwest::Url;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "redline-agent",
+    version,
+    about = "Redline agent: host metrics and a local OTLP relay, shipped over OTLP"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the agent until SIGTERM or SIGINT.
+    Run(Box<RunArgs>),
+    /// Check a configuration file and print "ok", or the problem (exit code 2).
+    Validate {
+        /// The YAML configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// YAML configuration file (optional: every setting has a default).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Collector OTLP endpoint, e.g. http://collector:14317 (overrides exporter.endpoint).
+    #[arg(long, value_parser = parse_endpoint)]
+    collector: Option<Url>,
+    /// Host metrics interval, e.g. 10s (overrides host_metrics.interval).
+    #[arg(long, value_parser = parse_interval)]
+    interval: Option<Duration>,
+    /// Listen address of /metrics, e.g. 127.0.0.1:9101 (overrides telemetry.listen).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// OTLP/gRPC relay listen address (overrides relay.grpc_listen).
+    #[arg(long)]
+    otlp_grpc_listen: Option<SocketAddr>,
+    /// OTLP/HTTP relay listen address (overrides relay.http_listen).
+    #[arg(long)]
+    otlp_http_listen: Option<SocketAddr>,
+    /// Export protocol (overrides exporter.protocol).
+    #[arg(long, value_enum)]
+    protocol: Option<Protocol>,
+}
+
+fn parse_endpoint(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s).map_err(|e| format!("invalid URL: {e}"))?;
+    check_endpoint(&url)?;
+    Ok(url)
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err("must be more than 0".to_string());
+    }
+    Ok(d)
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // Under systemd (JOURNAL_STREAM is set when stderr goes to the journal) log JSON lines.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn load_config(args: RunArgs) -> Result<Config, String> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    if let Some(u) = args.collector {
+        config.exporter.endpoint = Some(u);
+    }
+    if let Some(p) = args.protocol {
+        config.exporter.protocol = p;
+    }
+    if let Some(i) = args.interval {
+        config.host_metrics.interval = i;
+    }
+    if let Some(a) = args.listen {
+        config.telemetry.listen = a;
+    }
+    if let Some(a) = args.otlp_grpc_listen {
+        config.relay.grpc_listen = a;
+    }
+    if let Some(a) = args.otlp_http_listen {
+        config.relay.http_listen = a;
+    }
+    config.validate().map_err(|e| e.to_string())?;
+    Ok(config)
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("received SIGTERM"),
+            _ = int.recv() => tracing::info!("received SIGINT"),
+        }
+    };
+    redline_agent::run(config, shutdown).await
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate { config } => match Config::load(&config) {
+            Ok(_) => {
+                println!("ok");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("redline-agent: invalid configuration: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Run(args) => {
+            init_logging();
+            let config = match load_config(*args) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("redline-agent: invalid configuration: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            // A small runtime: two workers for the relay and exporter, few blocking threads
+            // (host collection uses one per cycle, kept alive across cycles).
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .max_blocking_threads(4)
+                .thread_keep_alive(Duration::from_secs(120))
+                .enable_all()
+                .build();
+            let runtime = match runtime {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("redline-agent: cannot start the runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            match runtime.block_on(run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "redline-agent failed");
+                    eprintln!("redline-agent: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}

@@ -33,6 +33,19 @@ use crate::model::{Labels, LogRecord, Matcher, MetricMeta, Sample, SeriesSamples
 
 pub use writer::WriteOutcome;
 
+/// Chunk compression, exposed for benchmarks.
+pub fn encode_chunk(samples: &[Sample]) -> Vec<u8> {
+    chunk::encode(samples)
+}
+
+/// Chunk decompression, exposed for benchmarks.
+pub fn decode_chunk(bytes: &[u8]) -> Result<Vec<Sample>, StoreError> {
+    chunk::decode(bytes).map_err(|source| StoreError::Corrupt {
+        series_id: -1,
+        source,
+    })
+}
+
 /// Errors of the store. `is_retryable` tells the receiver whether the client should retry.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -140,16 +153,21 @@ pub struct RetentionOutcome {
     pub logs: usize,
 }
 
+/// Hash maps keyed by our own ids and label sets: foldhash is several times faster than SipHash
+/// on these small keys, and the keys are not attacker-chosen in a way that matters (series ids
+/// are ours; a label-flooding client hits the cardinality limit long before hash collisions).
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// The in-memory state shared between the writer and readers.
 #[derive(Default)]
 struct Shared {
     /// Series id → labels, for every series in the `series` table.
-    labels: HashMap<i64, Arc<Labels>>,
+    labels: FastMap<i64, Arc<Labels>>,
     /// Label name → value → series ids (sorted), the inverted index selectors use.
-    postings: HashMap<String, HashMap<String, BTreeSet<i64>>>,
+    postings: FastMap<String, FastMap<String, BTreeSet<i64>>>,
     /// Samples of each series not yet folded into a chunk, in timestamp order.
-    head: HashMap<i64, Vec<Sample>>,
-    metadata: HashMap<String, MetricMeta>,
+    head: FastMap<i64, Vec<Sample>>,
+    metadata: FastMap<String, MetricMeta>,
 }
 
 impl Shared {

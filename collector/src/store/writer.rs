@@ -7,7 +7,6 @@
 //! head) or until every `Store` handle is dropped (without a flush: the `wal` rows keep the
 //! data, and the next start replays them).
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -15,8 +14,8 @@ use rusqlite::{Connection, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Command, RetentionOutcome, Shared, StoreError, StoreOptions, WriteBatch, chunk, optional_i64,
-    sql,
+    Command, FastMap, RetentionOutcome, Shared, StoreError, StoreOptions, WriteBatch, chunk,
+    optional_i64, sql,
 };
 use crate::model::{Labels, MetricKind, MetricMeta, Sample, Temporality};
 
@@ -51,9 +50,9 @@ struct Last {
 pub(super) struct Writer {
     conn: Connection,
     shared: Arc<RwLock<Shared>>,
-    ids: HashMap<Arc<Labels>, i64>,
-    last: HashMap<i64, Last>,
-    metadata: HashMap<String, MetricMeta>,
+    ids: FastMap<Arc<Labels>, i64>,
+    last: FastMap<i64, Last>,
+    metadata: FastMap<String, MetricMeta>,
     next_id: i64,
     wal_bytes: usize,
 }
@@ -68,9 +67,9 @@ impl Writer {
         let mut writer = Writer {
             conn,
             shared,
-            ids: HashMap::new(),
-            last: HashMap::new(),
-            metadata: HashMap::new(),
+            ids: FastMap::default(),
+            last: FastMap::default(),
+            metadata: FastMap::default(),
             next_id: 1,
             wal_bytes: 0,
         };
@@ -245,6 +244,9 @@ impl Writer {
     ) {
         let started = Instant::now();
         let (batches, replies): (Vec<WriteBatch>, Vec<_>) = group.into_iter().unzip();
+        metrics::histogram!("redline_collector_store_group_commit_writes")
+            .record(batches.len() as f64);
+
         match self.commit(batches) {
             Ok(outcomes) => {
                 metrics::histogram!("redline_collector_store_commit_duration_seconds")
@@ -271,9 +273,10 @@ impl Writer {
         let mut outcomes = Vec::with_capacity(batches.len());
         // Tentative state of this group: new series, last samples and accepted samples.
         let mut new_series: Vec<(i64, Arc<Labels>)> = Vec::new();
-        let mut new_ids: HashMap<Arc<Labels>, i64> = HashMap::new();
-        let mut last: HashMap<i64, Last> = HashMap::new();
-        let mut accepted: HashMap<i64, Vec<Sample>> = HashMap::new();
+        let mut new_ids: FastMap<Arc<Labels>, i64> = FastMap::default();
+        let mut last: FastMap<i64, Last> = FastMap::default();
+        // (series id, sample) in acceptance order; grouped by id below.
+        let mut accepted: Vec<(i64, Sample)> = Vec::new();
         let mut new_meta: Vec<MetricMeta> = Vec::new();
         let mut next_id = self.next_id;
         let mut spans = Vec::new();
@@ -331,7 +334,7 @@ impl Writer {
                             }
                         }
                         _ => {
-                            accepted.entry(id).or_default().push(s);
+                            accepted.push((id, s));
                             prev = Some(Last {
                                 timestamp_ms: s.timestamp_ms,
                                 value_bits: Some(s.value.to_bits()),
@@ -355,11 +358,15 @@ impl Writer {
             outcomes.push(outcome);
         }
 
-        let mut wal = Vec::new();
-        let mut ids: Vec<&i64> = accepted.keys().collect();
-        ids.sort_unstable();
-        for id in ids {
-            encode_wal_entry(&mut wal, *id, &accepted[id]);
+        // A stable sort keeps each series' samples in acceptance order, which is time order.
+        accepted.sort_by_key(|(id, _)| *id);
+        let grouped: Vec<(i64, Vec<Sample>)> = accepted
+            .chunk_by(|a, b| a.0 == b.0)
+            .map(|run| (run[0].0, run.iter().map(|(_, s)| *s).collect()))
+            .collect();
+        let mut wal = Vec::with_capacity(accepted.len() * 24);
+        for (id, samples) in &grouped {
+            encode_wal_entry(&mut wal, *id, samples);
         }
 
         let tx = self.conn.transaction().map_err(sql("begin"))?;
@@ -463,13 +470,13 @@ impl Writer {
         // Committed: publish.
         self.wal_bytes += wal.len();
         self.next_id = next_id;
-        let stored: usize = accepted.values().map(Vec::len).sum();
+        let stored = accepted.len();
         {
             let mut shared = self.shared.write().map_err(|_| StoreError::Closed)?;
             for (id, labels) in &new_series {
                 shared.add_series(*id, labels.clone());
             }
-            for (id, samples) in accepted {
+            for (id, samples) in grouped {
                 shared.head.entry(id).or_default().extend(samples);
             }
             for m in &new_meta {

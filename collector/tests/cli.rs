@@ -67,7 +67,7 @@ fn run_serves_and_stops_cleanly_on_sigterm() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(true) = reqwest::blocking_get(&format!("http://127.0.0.1:{http}/readyz")) {
+        if let Ok(true) = http_get_ok(&format!("http://127.0.0.1:{http}/readyz")) {
             break;
         }
         assert!(Instant::now() < deadline, "collector did not become ready");
@@ -83,19 +83,93 @@ fn run_serves_and_stops_cleanly_on_sigterm() {
     assert!(dir.path().join("redline.db").exists());
 }
 
-mod reqwest {
-    /// A tiny blocking GET over std's TcpStream, so this test needs no async runtime.
-    pub fn blocking_get(url: &str) -> std::io::Result<bool> {
-        use std::io::{Read, Write};
-        let rest = url.trim_start_matches("http://");
-        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let mut s = std::net::TcpStream::connect(host)?;
-        write!(
-            s,
-            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-        )?;
-        let mut buf = String::new();
-        s.read_to_string(&mut buf)?;
-        Ok(buf.starts_with("HTTP/1.1 200"))
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
+}
+
+fn spawn_collector(dir: &std::path::Path, config: Option<&str>) -> (Child, u16, u16) {
+    let (grpc, http) = (free_port(), free_port());
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", "--data-dir"]).arg(dir);
+    if let Some(yaml) = config {
+        let path = dir.join("collector.yaml");
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(&path, yaml).unwrap();
+        cmd.arg("--config").arg(path);
+    }
+    let child = cmd
+        .args(["--otlp-grpc-listen", &format!("127.0.0.1:{grpc}")])
+        .args(["--otlp-http-listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--http-listen", &format!("127.0.0.1:{http}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !matches!(
+        http_get_ok(&format!("http://127.0.0.1:{http}/readyz")),
+        Ok(true)
+    ) {
+        assert!(Instant::now() < deadline, "collector did not become ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (Child(child), grpc, http)
+}
+
+/// The collector's own spans, exported over OTLP to a second collector, are readable there.
+#[test]
+fn own_spans_are_exported_over_otlp_when_configured() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let (_sink, sink_grpc, sink_http) = spawn_collector(sink_dir.path(), None);
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!("telemetry:\n  otlp_traces_endpoint: http://127.0.0.1:{sink_grpc}\n");
+    let (_collector, _, http) = spawn_collector(dir.path(), Some(&config));
+    // A query produces a `query_instant` span.
+    http_get(&format!("http://127.0.0.1:{http}/api/v1/query?query=up"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let body = http_get(&format!("http://127.0.0.1:{sink_http}/api/services"));
+        if body.contains("redline-collector") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no spans arrived: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A tiny blocking HTTP GET over std's TcpStream, so these tests need no async runtime.
+/// Returns the body; connection errors give an empty body.
+fn http_get(url: &str) -> String {
+    http_get_status(url)
+        .map(|(_, body)| body)
+        .unwrap_or_default()
+}
+
+fn http_get_ok(url: &str) -> std::io::Result<bool> {
+    http_get_status(url).map(|(ok, _)| ok)
+}
+
+fn http_get_status(url: &str) -> std::io::Result<(bool, String)> {
+    use std::io::{Read, Write};
+    let rest = url.trim_start_matches("http://");
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut s = std::net::TcpStream::connect(host)?;
+    write!(
+        s,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    let ok = buf.starts_with("HTTP/1.1 200");
+    Ok((
+        ok,
+        buf.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default(),
+    ))
 }

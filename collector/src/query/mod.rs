@@ -207,6 +207,7 @@ impl Engine {
     }
 
     /// Evaluates an instant query at `t` (ms).
+    #[tracing::instrument(name = "query_instant", skip(self))]
     pub async fn instant(&self, query: &str, t: i64) -> Result<Value, QueryError> {
         let expr = Engine::parse(query)?;
         tokio::time::timeout(self.limits.timeout, self.instant_expr(&expr, t))
@@ -262,6 +263,7 @@ impl Engine {
     }
 
     /// Evaluates a range query over `[start, end]` every `step` (all ms).
+    #[tracing::instrument(name = "query_range", skip(self))]
     pub async fn range(
         &self,
         query: &str,

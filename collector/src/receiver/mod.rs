@@ -90,6 +90,7 @@ impl Ingest {
         Ingest { store, limits }
     }
 
+    #[tracing::instrument(name = "ingest", skip_all, fields(signal = signal, protocol = protocol, points = tracing::field::Empty))]
     async fn commit(
         &self,
         signal: &'static str,
@@ -102,6 +103,7 @@ impl Ingest {
                 .increment(*n as u64);
         }
         let points = batch.sample_count() + batch.spans.len() + batch.logs.len();
+        tracing::Span::current().record("points", points);
         let started = std::time::Instant::now();
         let result = self.store.write(batch).await;
         metrics::histogram!("redline_collector_store_write_duration_seconds", "signal" => signal)

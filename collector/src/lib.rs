@@ -8,8 +8,8 @@
 //!   commit); reads use the shared in-memory index and head plus read-only connections.
 //! - `receiver`: OTLP over gRPC and HTTP; `receiver::convert` is the pure translation of OTLP
 //!   into store batches (Prometheus' OTLP naming rules).
-//! - `query`: evaluation of queries over the store (plain selectors for now), the boundary
-//!   PromQL grows behind.
+//! - `query`: PromQL (Prometheus 2.x semantics): plan the selectors, fetch them from the store,
+//!   then evaluate purely over the fetched data.
 //! - `api`: the HTTP API (Prometheus- and Jaeger-shaped reads), `/metrics`, health.
 //! - `config`: the typed, validated configuration.
 //! - `telemetry`: the collector's own metrics, logs and spans.
@@ -21,6 +21,7 @@
 //! then stops the listeners (in-flight requests finish and are acknowledged after their
 //! commit), stops maintenance, and closes the store, which flushes its head into chunks.
 
+pub mod alert;
 pub mod api;
 pub mod config;
 pub mod model;

@@ -84,6 +84,17 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Prometheus' optional `timeout` parameter.
+fn timeout_param(p: &Params) -> Result<Option<std::time::Duration>, Response> {
+    match p.get("timeout") {
+        None | Some("") => Ok(None),
+        Some(_) => match p.duration("timeout") {
+            Ok(ms) => Ok(Some(std::time::Duration::from_millis(ms.max(0) as u64))),
+            Err(e) => Err(bad_data(e)),
+        },
+    }
+}
+
 async fn query(
     State(api): State<Api>,
     method: Method,
@@ -99,7 +110,11 @@ async fn query(
         Ok(t) => t,
         Err(e) => return bad_data(e),
     };
-    match api.engine.instant(expr, time).await {
+    let timeout = match timeout_param(&p) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    match api.engine.instant_with_timeout(expr, time, timeout).await {
         Ok(v) => dto::query_result(&v),
         Err(e) => query_error(e),
     }
@@ -124,7 +139,15 @@ async fn query_range(
         (Ok(s), Ok(e), Ok(st)) => (s, e, st),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return bad_data(e),
     };
-    match api.engine.range(expr, start, end, step).await {
+    let timeout = match timeout_param(&p) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    match api
+        .engine
+        .range_with_timeout(expr, start, end, step, timeout)
+        .await
+    {
         Ok(v) => dto::query_result(&v),
         Err(e) => query_error(e),
     }

@@ -1,25 +1,52 @@
-//! Query evaluation over the store: the boundary the API calls and full PromQL grows behind.
+//! Query evaluation over the store: the boundary the HTTP API and the rule evaluator call.
 //!
-//! Expressions are parsed with `promql-parser`. This version evaluates what the Prometheus
-//! HTTP API needs for reading raw data: instant vector selectors with the four matcher kinds,
-//! `offset` and `@`, range vector selectors in instant queries, number and string literals and
-//! parentheses. Anything else is refused with an error naming the construct, never answered
-//! wrongly. Selection follows Prometheus 2.x: an instant selector takes the newest sample in
-//! `[t - 5m, t]` unless it is a staleness marker; a range selector takes `[t - range, t]`.
+//! A query goes through three steps, and only the middle one does I/O:
+//!
+//! 1. `parse` (promql-parser, with Prometheus-style `line:col` positions added to its errors).
+//! 2. `plan::plan` walks the AST and lists every selector with the time range it needs (offset,
+//!    `@`, range, the 5-minute lookback, subquery windows and, for range queries, the whole
+//!    `[start, end]`); `Engine` fetches exactly those from the store, within the configured
+//!    series and sample limits.
+//! 3. `eval` evaluates the expression over the fetched, in-memory data, step by step, with
+//!    Prometheus 2.x semantics. It does no I/O and never reads the clock: times are parameters
+//!    and the timeout reaches it only as a cancellation flag. The rule unit-test runner calls
+//!    [`evaluate_instant`] / [`evaluate_range`] directly with a [`MemorySource`].
+//!
+//! Supported: everything PromQL 2.x (Prometheus 2.42) offers over float samples, including
+//! subqueries; native-histogram functions, Prometheus 3 additions (`limitk`, `fill`, …) and
+//! `or` inside selector braces are refused with an error naming the construct.
 
+mod aggregate;
+mod binary;
+mod eval;
+mod functions;
+mod parse;
+mod plan;
+
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use promql_parser::label::MatchOp as PMatchOp;
-use promql_parser::parser::{self, AtModifier, Expr, Offset, VectorSelector};
+use promql_parser::parser::Expr;
 
 use crate::config::QueryLimits;
 use crate::model::{Labels, Matcher, Sample};
 use crate::receiver::convert::STALE_NAN_BITS;
 use crate::store::{SeriesData, Store, StoreError};
 
+pub use eval::{EvalOptions, MemorySource, SeriesSource, evaluate_instant, evaluate_range};
+pub use parse::parse;
+
 /// The default lookback of instant selectors, as in Prometheus.
 pub const LOOKBACK_MS: i64 = 5 * 60 * 1000;
+
+/// The step of subqueries written without one (`x[1h:]`): Prometheus' default global
+/// evaluation interval.
+pub const DEFAULT_SUBQUERY_STEP_MS: i64 = 60 * 1000;
+
+/// The most points a range query may return per series, as Prometheus' API enforces.
+const MAX_POINTS_PER_SERIES: i64 = 11_000;
 
 /// A query result, shaped like Prometheus' `resultType`s.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,14 +60,23 @@ pub enum Value {
 /// Query errors, with the Prometheus API `errorType` each maps to.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
+    /// Invalid PromQL, with its `line:col` position (`1:5: parse error: …`).
     #[error("{0}")]
     Parse(String),
+    /// A construct this engine does not evaluate; the message names it.
     #[error("{0}")]
     Unsupported(String),
+    /// Bad request parameters or a selector the parser accepts but Prometheus refuses.
     #[error("{0}")]
     BadData(String),
+    /// The query is valid but cannot be evaluated over this data (vector matching conflicts,
+    /// duplicate label sets, invalid function arguments, too many samples in memory).
+    #[error("{0}")]
+    Execution(String),
     #[error("query timed out in {0}")]
     Timeout(&'static str),
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -50,12 +86,12 @@ impl QueryError {
     pub fn error_type(&self) -> &'static str {
         match self {
             QueryError::Parse(_) | QueryError::BadData(_) => "bad_data",
-            QueryError::Unsupported(_) => "execution",
+            QueryError::Unsupported(_) | QueryError::Execution(_) => "execution",
             QueryError::Timeout(_) => "timeout",
             QueryError::Store(
                 StoreError::TooManySeries { .. } | StoreError::TooManySamples { .. },
             ) => "execution",
-            QueryError::Store(_) => "internal",
+            QueryError::Store(_) | QueryError::Internal(_) => "internal",
         }
     }
 }
@@ -64,28 +100,19 @@ impl QueryError {
 #[derive(Clone)]
 pub struct Engine {
     store: Store,
+    /// Series and samples one query may load, and how long it may run (the API's `timeout`
+    /// parameter can only shorten it).
     limits: QueryLimits,
 }
 
-fn is_stale(s: &Sample) -> bool {
+pub(crate) fn is_stale(s: &Sample) -> bool {
     s.value.to_bits() == STALE_NAN_BITS
-}
-
-fn millis(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_millis() as i64,
-        Err(e) => -(e.duration().as_millis() as i64),
-    }
-}
-
-fn duration_ms(d: Duration) -> i64 {
-    d.as_millis().min(i64::MAX as u128) as i64
 }
 
 /// Parses a selector such as a `match[]` parameter (`up{job="x"}`) into store matchers.
 pub fn selector_matchers(text: &str) -> Result<Vec<Matcher>, String> {
-    match parser::parse(text) {
-        Ok(Expr::VectorSelector(vs)) => matchers(&vs).map_err(|e| e.to_string()),
+    match promql_parser::parser::parse(text) {
+        Ok(Expr::VectorSelector(vs)) => plan::matchers(&vs).map_err(|e| e.to_string()),
         Ok(_) => Err(format!(
             "invalid parameter \"match[]\": {text:?} is not a series selector"
         )),
@@ -93,90 +120,26 @@ pub fn selector_matchers(text: &str) -> Result<Vec<Matcher>, String> {
     }
 }
 
-/// Translates a parsed selector's matchers into store matchers.
-fn matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, QueryError> {
-    if !vs.matchers.or_matchers.is_empty() {
-        return Err(QueryError::Unsupported(
-            "the `or` operator inside a selector's braces is not supported".into(),
-        ));
-    }
-    let mut out = Vec::new();
-    if let Some(name) = &vs.name {
-        out.push(Matcher::equal(crate::model::METRIC_NAME, name));
-    }
-    for m in &vs.matchers.matchers {
-        let matcher = match &m.op {
-            PMatchOp::Equal => Matcher::equal(&m.name, &m.value),
-            PMatchOp::NotEqual => Matcher {
-                name: m.name.clone(),
-                op: crate::model::MatchOp::NotEqual,
-                value: m.value.clone(),
-            },
-            PMatchOp::Re(_) => Matcher::regex(&m.name, &m.value, false)
-                .map_err(|e| QueryError::BadData(format!("invalid regular expression: {e}")))?,
-            PMatchOp::NotRe(_) => Matcher::regex(&m.name, &m.value, true)
-                .map_err(|e| QueryError::BadData(format!("invalid regular expression: {e}")))?,
-        };
-        out.push(matcher);
-    }
-    if out.iter().all(Matcher::matches_empty) {
-        return Err(QueryError::BadData(
-            "vector selector must contain at least one non-empty matcher".into(),
-        ));
-    }
-    Ok(out)
+/// The evaluation window of one query: an instant (`start == end`) or a range with a step.
+#[derive(Clone, Copy, Debug)]
+struct Window {
+    start: i64,
+    end: i64,
+    step: Option<i64>,
 }
 
-/// The evaluation time of a selector at `t`, after `@` and `offset`.
-fn selector_time(vs: &VectorSelector, t: i64, start: i64, end: i64) -> i64 {
-    let base = match &vs.at {
-        None => t,
-        Some(AtModifier::Start) => start,
-        Some(AtModifier::End) => end,
-        Some(AtModifier::At(at)) => millis(*at),
-    };
-    match &vs.offset {
-        None => base,
-        Some(Offset::Pos(d)) => base - duration_ms(*d),
-        Some(Offset::Neg(d)) => base + duration_ms(*d),
+/// The selectors' data, fetched from the store for one query, keyed by matcher set.
+struct Fetched {
+    by_key: HashMap<String, Arc<Vec<SeriesData>>>,
+}
+
+impl SeriesSource for Fetched {
+    fn select(&self, matchers: &[Matcher]) -> Result<Arc<Vec<SeriesData>>, QueryError> {
+        self.by_key
+            .get(&plan::matcher_key(matchers))
+            .cloned()
+            .ok_or_else(|| QueryError::Internal("a selector was not planned".into()))
     }
-}
-
-/// The newest non-stale sample within the lookback window ending at `t`.
-fn sample_at(samples: &[Sample], t: i64) -> Option<Sample> {
-    let end = samples.partition_point(|s| s.timestamp_ms <= t);
-    let s = samples[..end].last()?;
-    (s.timestamp_ms >= t - LOOKBACK_MS && !is_stale(s)).then_some(*s)
-}
-
-fn unwrap_parens(expr: &Expr) -> &Expr {
-    match expr {
-        Expr::Paren(p) => unwrap_parens(&p.expr),
-        e => e,
-    }
-}
-
-fn describe(expr: &Expr) -> &'static str {
-    match expr {
-        Expr::Aggregate(_) => "aggregation",
-        Expr::Unary(_) => "unary expression",
-        Expr::Binary(_) => "binary expression",
-        Expr::Paren(_) => "parentheses",
-        Expr::Subquery(_) => "subquery",
-        Expr::NumberLiteral(_) => "number",
-        Expr::StringLiteral(_) => "string",
-        Expr::VectorSelector(_) => "vector selector",
-        Expr::MatrixSelector(_) => "range vector selector",
-        Expr::Call(_) => "function call",
-        Expr::Extension(_) => "extension",
-    }
-}
-
-fn unsupported(expr: &Expr) -> QueryError {
-    QueryError::Unsupported(format!(
-        "{} is not supported yet: this collector evaluates plain selectors ({expr})",
-        describe(expr)
-    ))
 }
 
 impl Engine {
@@ -184,92 +147,71 @@ impl Engine {
         Engine { store, limits }
     }
 
+    /// Parses a query, with Prometheus-style positions in errors.
     pub fn parse(query: &str) -> Result<Expr, QueryError> {
-        parser::parse(query).map_err(QueryError::Parse)
+        parse::parse(query)
     }
 
-    async fn fetch(
-        &self,
-        vs: &VectorSelector,
-        start: i64,
-        end: i64,
-    ) -> Result<Vec<SeriesData>, QueryError> {
-        Ok(self
-            .store
-            .select(
-                matchers(vs)?,
-                start,
-                end,
-                self.limits.max_series,
-                self.limits.max_samples,
-            )
-            .await?)
+    /// The configured limits.
+    pub fn limits(&self) -> &QueryLimits {
+        &self.limits
     }
 
     /// Evaluates an instant query at `t` (ms).
-    #[tracing::instrument(name = "query_instant", skip(self))]
     pub async fn instant(&self, query: &str, t: i64) -> Result<Value, QueryError> {
-        let expr = Engine::parse(query)?;
-        tokio::time::timeout(self.limits.timeout, self.instant_expr(&expr, t))
-            .await
-            .map_err(|_| QueryError::Timeout("query evaluation"))?
+        self.instant_with_timeout(query, t, None).await
     }
 
-    async fn instant_expr(&self, expr: &Expr, t: i64) -> Result<Value, QueryError> {
-        match unwrap_parens(expr) {
-            Expr::NumberLiteral(n) => Ok(Value::Scalar(Sample {
-                timestamp_ms: t,
-                value: n.val,
-            })),
-            Expr::StringLiteral(s) => Ok(Value::String(t, s.val.clone())),
-            Expr::VectorSelector(vs) => {
-                let at = selector_time(vs, t, t, t);
-                let series = self.fetch(vs, at - LOOKBACK_MS, at).await?;
-                Ok(Value::Vector(
-                    series
-                        .into_iter()
-                        .filter_map(|s| {
-                            sample_at(&s.samples, at).map(|v| {
-                                (
-                                    s.labels,
-                                    Sample {
-                                        timestamp_ms: t,
-                                        value: v.value,
-                                    },
-                                )
-                            })
-                        })
-                        .collect(),
-                ))
-            }
-            Expr::MatrixSelector(ms) => {
-                let at = selector_time(&ms.vs, t, t, t);
-                let range = duration_ms(ms.range);
-                let series = self.fetch(&ms.vs, at - range, at).await?;
-                Ok(Value::Matrix(
-                    series
-                        .into_iter()
-                        .map(|s| {
-                            let kept: Vec<Sample> =
-                                s.samples.into_iter().filter(|x| !is_stale(x)).collect();
-                            (s.labels, kept)
-                        })
-                        .filter(|(_, v)| !v.is_empty())
-                        .collect(),
-                ))
-            }
-            other => Err(unsupported(other)),
-        }
+    /// Evaluates an instant query at `t` (ms) within `timeout` (the API's `timeout` parameter)
+    /// or the configured timeout, whichever is shorter.
+    #[tracing::instrument(name = "query_instant", skip(self))]
+    pub async fn instant_with_timeout(
+        &self,
+        query: &str,
+        t: i64,
+        timeout: Option<Duration>,
+    ) -> Result<Value, QueryError> {
+        let expr = parse::parse(query)?;
+        let window = Window {
+            start: t,
+            end: t,
+            step: None,
+        };
+        self.run(expr, window, timeout).await
+    }
+
+    /// Evaluates an already parsed expression at `t` (ms), for callers that parse once and
+    /// evaluate often (recording and alerting rules).
+    pub async fn instant_expr(&self, expr: &Expr, t: i64) -> Result<Value, QueryError> {
+        let window = Window {
+            start: t,
+            end: t,
+            step: None,
+        };
+        self.run(expr.clone(), window, None).await
     }
 
     /// Evaluates a range query over `[start, end]` every `step` (all ms).
-    #[tracing::instrument(name = "query_range", skip(self))]
     pub async fn range(
         &self,
         query: &str,
         start: i64,
         end: i64,
         step: i64,
+    ) -> Result<Value, QueryError> {
+        self.range_with_timeout(query, start, end, step, None).await
+    }
+
+    /// Evaluates a range query within `timeout` or the configured timeout, whichever is
+    /// shorter.
+    #[tracing::instrument(name = "query_range", skip(self))]
+    pub async fn range_with_timeout(
+        &self,
+        query: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+        timeout: Option<Duration>,
     ) -> Result<Value, QueryError> {
         if step <= 0 {
             return Err(QueryError::BadData(
@@ -281,73 +223,96 @@ impl Engine {
                 "end timestamp must not be before start time".into(),
             ));
         }
-        if (end - start) / step > 11_000 {
+        if (end - start) / step > MAX_POINTS_PER_SERIES {
             return Err(QueryError::BadData(
                 "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
             ));
         }
-        let expr = Engine::parse(query)?;
-        tokio::time::timeout(
-            self.limits.timeout,
-            self.range_expr(&expr, start, end, step),
-        )
-        .await
-        .map_err(|_| QueryError::Timeout("query evaluation"))?
+        let expr = parse::parse(query)?;
+        eval::check_range_type(&expr)?;
+        let window = Window {
+            start,
+            end,
+            step: Some(step),
+        };
+        self.run(expr, window, timeout).await
     }
 
-    async fn range_expr(
+    /// Plans, fetches and evaluates one query before the deadline.
+    async fn run(
         &self,
-        expr: &Expr,
-        start: i64,
-        end: i64,
-        step: i64,
+        expr: Expr,
+        window: Window,
+        timeout: Option<Duration>,
     ) -> Result<Value, QueryError> {
-        let steps = || {
-            (0..)
-                .map(move |i| start + i * step)
-                .take_while(move |t| *t <= end)
+        let timeout = timeout.map_or(self.limits.timeout, |t| t.min(self.limits.timeout));
+        let deadline = tokio::time::Instant::now() + timeout;
+        let options = EvalOptions {
+            max_samples: self.limits.max_samples,
+            ..EvalOptions::default()
         };
-        match unwrap_parens(expr) {
-            Expr::NumberLiteral(n) => Ok(Value::Matrix(vec![(
-                Arc::new(Labels::default()),
-                steps()
-                    .map(|t| Sample {
-                        timestamp_ms: t,
-                        value: n.val,
-                    })
-                    .collect(),
-            )])),
-            Expr::VectorSelector(vs) => {
-                let first = selector_time(vs, start, start, end);
-                let last = selector_time(vs, end, start, end);
-                let (lo, hi) = (first.min(last), first.max(last));
-                let series = self.fetch(vs, lo - LOOKBACK_MS, hi).await?;
-                let mut out = Vec::new();
-                for s in series {
-                    let points: Vec<Sample> = steps()
-                        .filter_map(|t| {
-                            sample_at(&s.samples, selector_time(vs, t, start, end)).map(|v| {
-                                Sample {
-                                    timestamp_ms: t,
-                                    value: v.value,
-                                }
-                            })
-                        })
-                        .collect();
-                    if !points.is_empty() {
-                        out.push((s.labels, points));
-                    }
-                }
-                Ok(Value::Matrix(out))
+        let needs = plan::plan(&expr, window.start, window.end, &options)?;
+        let fetched = tokio::time::timeout_at(deadline, self.fetch(needs))
+            .await
+            .map_err(|_| QueryError::Timeout("query preparation"))??;
+
+        // Evaluation is CPU-bound: it runs on a blocking thread and watches `cancel`, which is
+        // set here when the deadline passes, so a timed-out query stops instead of running on.
+        let cancel = Arc::new(AtomicBool::new(false));
+        let options = EvalOptions {
+            cancel: Some(cancel.clone()),
+            ..options
+        };
+        let task = tokio::task::spawn_blocking(move || match window.step {
+            None => evaluate_instant(&expr, window.start, &fetched, &options),
+            Some(step) => evaluate_range(&expr, window.start, window.end, step, &fetched, &options),
+        });
+        match tokio::time::timeout_at(deadline, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(QueryError::Internal(format!("evaluation task failed: {e}"))),
+            Err(_) => {
+                cancel.store(true, Ordering::Relaxed);
+                Err(QueryError::Timeout("expression evaluation"))
             }
-            Expr::StringLiteral(_) | Expr::MatrixSelector(_) => Err(QueryError::BadData(format!(
-                "invalid expression type {:?} for range query, must be Scalar or instant Vector",
-                describe(expr)
-            ))),
-            other => Err(unsupported(other)),
         }
+    }
+
+    /// Loads every planned selector, each once over the union of the ranges it needs, keeping
+    /// the total number of samples within `max_samples`.
+    async fn fetch(&self, needs: Vec<plan::Need>) -> Result<Fetched, QueryError> {
+        let mut by_key = HashMap::new();
+        let mut loaded = 0usize;
+        for need in needs {
+            let remaining = self.limits.max_samples.saturating_sub(loaded);
+            let series = self
+                .store
+                .select(
+                    need.matchers,
+                    need.start_ms,
+                    need.end_ms,
+                    self.limits.max_series,
+                    remaining,
+                )
+                .await
+                .map_err(|e| match e {
+                    StoreError::TooManySamples { .. } => StoreError::TooManySamples {
+                        limit: self.limits.max_samples,
+                    }
+                    .into(),
+                    other => QueryError::from(other),
+                })?;
+            loaded += series.iter().map(|s| s.samples.len()).sum::<usize>();
+            // The store answers in series-id order; PromQL answers in label order.
+            let mut series = series;
+            series.sort_by(|a, b| a.labels.cmp(&b.labels));
+            by_key.insert(need.key, Arc::new(series));
+        }
+        Ok(Fetched { by_key })
     }
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod eval_tests;

@@ -5,6 +5,14 @@ use crate::model::SeriesSamples;
 use crate::store::{StoreOptions, WriteBatch};
 
 async fn engine(points: &[(&str, &str, i64, f64)]) -> (Engine, tempfile::TempDir) {
+    engine_with(points, 100, 10_000).await
+}
+
+async fn engine_with(
+    points: &[(&str, &str, i64, f64)],
+    max_series: usize,
+    max_samples: usize,
+) -> (Engine, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&StoreOptions::new(dir.path())).unwrap();
     let mut batch = WriteBatch::default();
@@ -22,8 +30,8 @@ async fn engine(points: &[(&str, &str, i64, f64)]) -> (Engine, tempfile::TempDir
     }
     store.write(batch).await.unwrap();
     let limits = QueryLimits {
-        max_series: 100,
-        max_samples: 10_000,
+        max_series,
+        max_samples,
         timeout: Duration::from_secs(10),
     };
     (Engine::new(store, limits), dir)
@@ -122,12 +130,92 @@ async fn errors_are_typed() {
     let (e, _d) = engine(&[("up", "a", 0, 1.0)]).await;
     let err = e.instant("up{", 0).await.unwrap_err();
     assert_eq!(err.error_type(), "bad_data");
-    let err = e.instant("sum(up)", 0).await.unwrap_err();
+    assert!(err.to_string().starts_with("1:4: parse error:"), "{err}");
+    let err = e.instant("histogram_count(up)", 0).await.unwrap_err();
     assert_eq!(err.error_type(), "execution");
-    assert!(err.to_string().contains("aggregation"), "{err}");
+    assert!(err.to_string().contains("histogram_count"), "{err}");
+    let err = e.instant("limitk(1, up)", 0).await.unwrap_err();
+    assert_eq!(err.error_type(), "execution");
+    assert!(err.to_string().contains("limitk"), "{err}");
+    let err = e.instant("up{a=\"x\" or b=\"y\"}", 0).await.unwrap_err();
+    assert!(err.to_string().contains("`or`"), "{err}");
     let err = e.instant("{host=\"\"}", 0).await.unwrap_err();
     assert!(err.to_string().contains("non-empty matcher"));
     let err = e.range("up", 0, 10, 0).await.unwrap_err();
     assert_eq!(err.error_type(), "bad_data");
     assert!(matches!(e.instant("1", 5).await.unwrap(), Value::Scalar(_)));
+}
+
+#[tokio::test]
+async fn limits_refuse_instead_of_loading() {
+    let mut points = Vec::new();
+    for i in 0..20 {
+        points.push(("up", "a", i * 1_000, i as f64));
+        points.push(("up", "b", i * 1_000, i as f64));
+    }
+    points.push(("up", "c", 0, 1.0));
+    let (e, _d) = engine_with(&points, 2, 30).await;
+    let err = e.instant("up", 20_000).await.unwrap_err();
+    assert_eq!(err.error_type(), "execution");
+    assert!(err.to_string().contains("series"), "{err}");
+    let err = e
+        .instant("sum_over_time(up{host=~\"a|b\"}[1m])", 20_000)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "execution");
+    assert!(err.to_string().contains("samples"), "{err}");
+    // Within limits the same data answers.
+    let v = e.instant("sum(up{host=\"a\"})", 19_000).await.unwrap();
+    assert_eq!(vector(v), vec![("".into(), 19.0)]);
+    // A range query's output counts too.
+    let err = e.range("vector(1)", 0, 100_000, 1_000).await.unwrap_err();
+    assert!(err.to_string().contains("too many samples"), "{err}");
+}
+
+#[tokio::test]
+async fn full_promql_through_the_engine() {
+    let (e, _d) = engine(&[
+        ("req", "a", 0, 0.0),
+        ("req", "a", 60_000, 60.0),
+        ("req", "a", 120_000, 120.0),
+        ("req", "b", 0, 10.0),
+        ("req", "b", 60_000, 20.0),
+        ("req", "b", 120_000, 30.0),
+    ])
+    .await;
+    let v = vector(e.instant("rate(req[2m])", 120_000).await.unwrap());
+    assert_eq!(v.len(), 2);
+    assert!((v[0].1 - 1.0).abs() < 1e-12, "{v:?}");
+    let v = vector(
+        e.instant("sum by (host) (increase(req[2m])) > 50", 120_000)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].0, "a");
+    match e
+        .range("sum(req) + time() * 0", 0, 120_000, 60_000)
+        .await
+        .unwrap()
+    {
+        Value::Matrix(m) => {
+            assert_eq!(m.len(), 1);
+            let vals: Vec<f64> = m[0].1.iter().map(|s| s.value).collect();
+            assert_eq!(vals, vec![10.0, 80.0, 150.0]);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A subquery.
+    let v = vector(
+        e.instant("max_over_time(sum(req)[2m:1m])", 120_000)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(v, vec![("".into(), 150.0)]);
+    // A short explicit timeout still answers a small query.
+    let v = e
+        .instant_with_timeout("sum(req)", 120_000, Some(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(vector(v), vec![("".into(), 150.0)]);
 }

@@ -1,0 +1,486 @@
+//! Parsing with Prometheus-style errors. promql-parser reports syntax errors without a
+//! position (often just "invalid promql query"); Prometheus answers
+//! `1:5: parse error: unexpected end of input`. This module finds the position itself:
+//!
+//! - For a syntax error it tokenizes the query and looks for the first token after which no
+//!   completion from a small set ("", " x", `="x"`, `5m`, …, then closing the open brackets)
+//!   parses: that token is "unexpected"; if every prefix can be completed, the input ended too
+//!   early ("unexpected end of input").
+//! - For a lexical error (unterminated string, unclosed parenthesis, bad character) it reports
+//!   the end of input for errors about the end, otherwise the shortest prefix that fails the
+//!   same way.
+//! - For a semantic error (wrong argument type, …) it reports the token ending the shortest
+//!   prefix that, with its brackets closed, fails with the same message.
+//!
+//! This is a best effort: positions match Prometheus' for the common cases (missing operands,
+//! unclosed brackets, wrong argument types) and are near it otherwise.
+
+use std::sync::Once;
+
+use promql_parser::parser::value::ValueType;
+use promql_parser::parser::{self, Expr, Function};
+
+use super::QueryError;
+
+const INVALID: &str = "invalid promql query";
+
+/// Candidate completions tried after a prefix, before closing its open brackets.
+const COMPLETIONS: &[&str] = &[
+    "", " x", "=\"x\"", "\"x\"", "5m", " 5m", " 1", " (x)", " (a) (x)", " (a) x", "(x)",
+];
+
+/// Queries longer than this get the end-of-input position without the search.
+const MAX_SEARCH_TOKENS: usize = 256;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Identifier,
+    Number,
+    Str,
+    Open(char),
+    Close(char),
+    Other,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Token {
+    start: usize,
+    end: usize,
+    kind: Kind,
+}
+
+/// A small PromQL tokenizer, only for positions.
+fn tokenize(s: &str) -> Vec<Token> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        let start = i;
+        let kind = match c {
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                i += 1;
+                continue;
+            }
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' | b'\'' | b'`' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != c {
+                    if bytes[i] == b'\\' && c != b'`' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                i = (i + 1).min(bytes.len());
+                Kind::Str
+            }
+            b'(' | b'[' | b'{' => {
+                i += 1;
+                Kind::Open(c as char)
+            }
+            b')' | b']' | b'}' => {
+                i += 1;
+                Kind::Close(c as char)
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' || c == b':' => {
+                while i < bytes.len()
+                    && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] == b':')
+                {
+                    i += 1;
+                }
+                Kind::Identifier
+            }
+            c if c.is_ascii_digit() || c == b'.' => {
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'.') {
+                    i += 1;
+                }
+                Kind::Number
+            }
+            _ => {
+                let two = s.get(i..i + 2).unwrap_or("");
+                i += if ["==", "!=", ">=", "<=", "=~", "!~"].contains(&two) {
+                    2
+                } else {
+                    // One character, UTF-8 aware.
+                    s[i..].chars().next().map_or(1, char::len_utf8)
+                };
+                Kind::Other
+            }
+        };
+        out.push(Token {
+            start,
+            end: i,
+            kind,
+        });
+    }
+    out
+}
+
+/// The closing brackets the open ones in `s` need, innermost first.
+fn closers(s: &str) -> String {
+    let mut stack = Vec::new();
+    for t in tokenize(s) {
+        match t.kind {
+            Kind::Open(c) => stack.push(c),
+            Kind::Close(_) => {
+                stack.pop();
+            }
+            _ => {}
+        }
+    }
+    stack
+        .iter()
+        .rev()
+        .map(|c| match c {
+            '(' => ')',
+            '[' => ']',
+            _ => '}',
+        })
+        .collect()
+}
+
+/// How a candidate parse ended.
+fn attempt(text: &str) -> Result<(), String> {
+    parser::parse(text).map(|_| ())
+}
+
+/// Whether the prefix can be completed into a syntactically valid query (a semantic error
+/// counts as valid syntax).
+fn viable(prefix: &str) -> bool {
+    COMPLETIONS.iter().any(|c| {
+        let mut text = format!("{prefix}{c}");
+        text.push_str(&closers(&text));
+        match attempt(&text) {
+            Ok(()) => true,
+            Err(e) => e != INVALID && parser::lexer(&text).is_ok(),
+        }
+    })
+}
+
+/// Whether the prefix with its brackets closed fails with exactly `msg`.
+fn reproduces(prefix: &str, msg: &str) -> bool {
+    let text = format!("{prefix}{}", closers(prefix));
+    attempt(&text).err().as_deref() == Some(msg)
+}
+
+fn describe(s: &str, t: &Token) -> String {
+    let text = &s[t.start..t.end];
+    match t.kind {
+        Kind::Identifier => format!("identifier {text:?}"),
+        Kind::Number => format!("number {text:?}"),
+        Kind::Str => format!("string {text:?}"),
+        _ => format!("{text:?}"),
+    }
+}
+
+/// `line:col` of a byte offset, both 1-based, columns in bytes as Prometheus counts them.
+fn position(s: &str, offset: usize) -> String {
+    let offset = offset.min(s.len());
+    let before = &s[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = match before.rfind('\n') {
+        Some(nl) => offset - nl,
+        None => offset + 1,
+    };
+    format!("{line}:{col}")
+}
+
+/// Rewords promql-parser's messages the way Prometheus words them.
+fn reword(msg: &str) -> String {
+    let types = |t: &str| match t {
+        "matrix" => "range vector".to_owned(),
+        "vector" => "instant vector".to_owned(),
+        other => other.to_owned(),
+    };
+    let msg = if let Some(rest) = msg.strip_prefix("expected type ")
+        && let Some((expected, rest)) = rest.split_once(" in ")
+        && let Some((context, got)) = rest.rsplit_once(", got ")
+    {
+        // promql-parser says "aggregation expression" for the parameter too.
+        let context = if context == "aggregation expression" && expected != "vector" {
+            "aggregation parameter"
+        } else {
+            context
+        };
+        format!(
+            "expected type {} in {context}, got {}",
+            types(expected),
+            types(got)
+        )
+    } else {
+        msg.to_owned()
+    };
+    // Prometheus quotes names with double quotes.
+    let parts: Vec<&str> = msg.split('\'').collect();
+    if parts.len() % 2 == 1 {
+        parts.join("\"")
+    } else {
+        msg
+    }
+}
+
+fn is_binary_operator(text: &str) -> bool {
+    matches!(
+        text,
+        "+" | "-"
+            | "*"
+            | "/"
+            | "%"
+            | "^"
+            | "=="
+            | "!="
+            | ">"
+            | "<"
+            | ">="
+            | "<="
+            | "and"
+            | "or"
+            | "unless"
+            | "atan2"
+    )
+}
+
+/// Where Prometheus points for a semantic error found by the prefix ending at token `i`:
+/// the operator for operator errors, the start of the left operand for operand-type errors,
+/// the function for arity errors, the argument for argument-type errors.
+fn semantic_offset(query: &str, tokens: &[Token], i: usize, msg: &str) -> usize {
+    let text = |t: &Token| &query[t.start..t.end];
+    // Open brackets at token i: (index of the bracket, index of the last comma in it).
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    for (k, t) in tokens.iter().enumerate().take(i + 1) {
+        match t.kind {
+            Kind::Open(_) => stack.push((k, k)),
+            Kind::Close(_) => {
+                stack.pop();
+            }
+            _ if text(t) == "," => {
+                if let Some(top) = stack.last_mut() {
+                    top.1 = k;
+                }
+            }
+            _ => {}
+        }
+    }
+    let operator = tokens[..=i].iter().rposition(|t| {
+        matches!(t.kind, Kind::Other | Kind::Identifier) && is_binary_operator(text(t))
+    });
+    let operator_errors = [
+        "comparisons between scalars",
+        "must not occur in ON and GROUP",
+        "bool modifier can only be used",
+        "no grouping allowed",
+        "vector matching only allowed",
+        "set operator",
+    ];
+    if operator_errors.iter().any(|e| msg.contains(e))
+        && let Some(op) = operator
+    {
+        return tokens[op].start;
+    }
+    if msg.starts_with("binary expression must contain only")
+        && let Some(op) = operator
+    {
+        // Walk back over the left operand: bracketed groups and the names before them.
+        let mut k = op;
+        while k > 0 {
+            let prev = &tokens[k - 1];
+            match prev.kind {
+                Kind::Close(_) => {
+                    let mut depth = 0usize;
+                    let mut j = k - 1;
+                    loop {
+                        match tokens[j].kind {
+                            Kind::Close(_) => depth += 1,
+                            Kind::Open(_) => depth -= 1,
+                            _ => {}
+                        }
+                        if depth == 0 || j == 0 {
+                            break;
+                        }
+                        j -= 1;
+                    }
+                    k = j;
+                }
+                Kind::Identifier | Kind::Number | Kind::Str if !is_binary_operator(text(prev)) => {
+                    k -= 1;
+                }
+                _ => break,
+            }
+        }
+        return tokens[k].start;
+    }
+    let innermost_call = stack
+        .iter()
+        .rev()
+        .find(|(open, _)| text(&tokens[*open]) == "(")
+        .copied();
+    if msg.contains("argument(s) in call to")
+        && let Some((open, _)) = innermost_call
+    {
+        return tokens[open.saturating_sub(1)].start;
+    }
+    if let Some(rest) = msg.strip_prefix("expected type ") {
+        if let Some(name) = rest
+            .split("call to function '")
+            .nth(1)
+            .and_then(|r| r.split('\'').next())
+            && let Some(&(_, comma)) = stack.iter().rev().find(|(open, _)| {
+                *open > 0 && text(&tokens[*open]) == "(" && text(&tokens[open - 1]) == name
+            })
+        {
+            return tokens[(comma + 1).min(i)].start;
+        }
+        if rest.contains("aggregation")
+            && let Some((open, comma)) = innermost_call
+        {
+            let first_arg = !rest.starts_with("vector");
+            return tokens[if first_arg { open + 1 } else { comma + 1 }.min(i)].start;
+        }
+    }
+    tokens[i].start
+}
+
+/// Locates and words a parse error of `query` whose promql-parser message is `msg`.
+fn locate(query: &str, msg: &str) -> String {
+    if query.trim().is_empty() || msg.starts_with("no expression found") {
+        return format!(
+            "{}: parse error: no expression found in input",
+            position(query, 0)
+        );
+    }
+    let tokens = tokenize(query);
+    if let Err(lex) = parser::lexer(query) {
+        let at_end = lex.contains("end of input")
+            || lex.contains("unclosed")
+            || lex.contains("unterminated")
+            || lex.contains("not terminated")
+            || lex.contains("can not be at the end");
+        let offset = if at_end {
+            query.len()
+        } else {
+            // The shortest prefix that fails the same way ends at the offending character.
+            query
+                .char_indices()
+                .map(|(i, c)| i + c.len_utf8())
+                .find(|&end| parser::lexer(&query[..end]).err().as_deref() == Some(lex.as_str()))
+                .map_or(query.len(), |end| {
+                    query[..end].char_indices().last().map_or(0, |(i, _)| i)
+                })
+        };
+        return format!("{}: parse error: {lex}", position(query, offset));
+    }
+    if tokens.len() > MAX_SEARCH_TOKENS {
+        return format!(
+            "{}: parse error: {}",
+            position(query, query.len()),
+            reword(msg)
+        );
+    }
+    if msg == INVALID {
+        for t in &tokens {
+            if !viable(&query[..t.end]) {
+                return format!(
+                    "{}: parse error: unexpected {}",
+                    position(query, t.start),
+                    describe(query, t)
+                );
+            }
+        }
+        return format!(
+            "{}: parse error: unexpected end of input",
+            position(query, query.len())
+        );
+    }
+    let offset = tokens
+        .iter()
+        .position(|t| reproduces(&query[..t.end], msg))
+        .map_or(0, |i| semantic_offset(query, &tokens, i, msg));
+    format!("{}: parse error: {}", position(query, offset), reword(msg))
+}
+
+/// Teaches promql-parser (which follows Prometheus 3) the 2.x name `holt_winters`, once per
+/// process; the evaluator treats it as `double_exponential_smoothing`.
+fn register_2x_functions() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Fails only if a later promql-parser makes it built-in, which is as good.
+        let _ = parser::register_extra_functions(vec![Function::new(
+            "holt_winters",
+            vec![ValueType::Matrix, ValueType::Scalar, ValueType::Scalar],
+            0,
+            ValueType::Vector,
+            false,
+        )]);
+    });
+}
+
+/// Parses a query; errors read like Prometheus' (`1:5: parse error: …`).
+pub fn parse(query: &str) -> Result<Expr, QueryError> {
+    register_2x_functions();
+    parser::parse(query).map_err(|msg| QueryError::Parse(locate(query, &msg)))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn err(q: &str) -> String {
+        parse(q).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn positions_like_prometheus() {
+        assert_eq!(err("sum(up"), "1:7: parse error: unclosed left parenthesis");
+        assert_eq!(
+            err("up{"),
+            "1:4: parse error: unexpected end of input inside braces"
+        );
+        assert_eq!(err("up +"), "1:5: parse error: unexpected end of input");
+        assert_eq!(
+            err("foo bar"),
+            "1:5: parse error: unexpected identifier \"bar\""
+        );
+        assert_eq!(
+            err("rate(up)"),
+            "1:6: parse error: expected type range vector in call to function \"rate\", got instant vector"
+        );
+        assert_eq!(err("1 +* 2"), "1:4: parse error: unexpected \"*\"");
+        assert_eq!(
+            err("sum(up)\n  + )"),
+            "2:5: parse error: unexpected right parenthesis ')'"
+        );
+        assert_eq!(err(""), "1:1: parse error: no expression found in input");
+        assert!(parse("sum by (a) (rate(x[5m]))").is_ok());
+        // Semantic errors point where Prometheus points.
+        assert_eq!(
+            err("1 > 2"),
+            "1:3: parse error: comparisons between scalars must use BOOL modifier"
+        );
+        assert_eq!(
+            err("up[5m] + 1"),
+            "1:1: parse error: binary expression must contain only scalar and instant vector types"
+        );
+        assert_eq!(
+            err("absent(up, up)"),
+            "1:1: parse error: expected 1 argument(s) in call to \"absent\", got 2"
+        );
+        assert_eq!(
+            err("sum by (instance) (up) * on(instance) group_left(instance) up"),
+            "1:24: parse error: label \"instance\" must not occur in ON and GROUP clause at once"
+        );
+        assert_eq!(
+            err("topk(nope, up)"),
+            "1:6: parse error: expected type scalar in aggregation parameter, got instant vector"
+        );
+        assert_eq!(
+            err("x + rate(sum(y))"),
+            "1:10: parse error: expected type range vector in call to function \"rate\", got instant vector"
+        );
+    }
+}

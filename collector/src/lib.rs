@@ -27,6 +27,7 @@ pub mod config;
 pub mod model;
 pub mod query;
 pub mod receiver;
+pub mod rules;
 pub mod store;
 pub mod telemetry;
 

@@ -6,9 +6,11 @@ use rusqlite::Connection;
 const MIGRATIONS: &[&str] = &[
     // 1: series index, metric metadata, write-ahead batches, compressed chunks, spans, logs.
     r#"
+    -- Uniqueness of label sets is enforced by the writer's in-memory index (the only writer),
+    -- so the label text carries no index of its own: that would store every label set twice.
     CREATE TABLE series (
         id      INTEGER PRIMARY KEY,
-        labels  TEXT NOT NULL UNIQUE,  -- canonical JSON form of the sorted label set
+        labels  TEXT NOT NULL,  -- canonical JSON form of the sorted label set
         metric  TEXT NOT NULL
     );
     CREATE TABLE metric_meta (
@@ -96,6 +98,10 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<usize> {
 /// Connection settings shared by the writer and the readers. WAL mode lets readers run while
 /// the single writer commits; `synchronous=FULL` makes a commit durable before we acknowledge.
 pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    // Incremental auto-vacuum lets the writer hand pages freed by a head flush (the deleted
+    // `wal` rows) back to the file system. It only takes effect on a new database, before the
+    // first table is created, which is when `configure` runs first.
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;

@@ -539,6 +539,8 @@ impl Writer {
             shared.head.clear();
         }
         self.wal_bytes = 0;
+        // Give the pages of the deleted `wal` rows back, then fold the WAL file into the database.
+        let _ = self.conn.execute_batch("PRAGMA incremental_vacuum");
         let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
         metrics::counter!("redline_collector_store_flushes_total").increment(1);
         tracing::debug!(

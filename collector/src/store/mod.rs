@@ -29,6 +29,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::alert::state::{Alert, State};
 use crate::model::{Labels, LogRecord, Matcher, MetricMeta, Sample, SeriesSamples, SpanRecord};
 
 pub use writer::WriteOutcome;
@@ -115,13 +116,36 @@ impl StoreOptions {
     }
 }
 
-/// One write: everything one OTLP request carried, committed together.
+/// One write: everything one OTLP request (or one rule group evaluation) carried, committed
+/// together.
 #[derive(Debug, Default)]
 pub struct WriteBatch {
     pub series: Vec<SeriesSamples>,
     pub metadata: Vec<MetricMeta>,
     pub spans: Vec<SpanRecord>,
     pub logs: Vec<LogRecord>,
+    /// Alert state of rules whose alerts changed, each replacing what was stored for its rule.
+    pub alert_state: Vec<RuleAlertState>,
+    /// Alerts that resolved, for the history.
+    pub resolved_alerts: Vec<(String, Alert)>,
+}
+
+/// The persisted alerts of one rule, keyed by `rule_key` (`file;group;rule name;occurrence`).
+#[derive(Debug, Clone)]
+pub struct RuleAlertState {
+    pub rule_key: String,
+    pub alerts: Vec<Alert>,
+}
+
+/// A resolved alert from the history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertHistoryEntry {
+    pub rule_key: String,
+    pub labels: Labels,
+    pub annotations: std::collections::BTreeMap<String, String>,
+    pub active_at: i64,
+    pub fired_at: Option<i64>,
+    pub resolved_at: i64,
 }
 
 impl WriteBatch {
@@ -151,6 +175,7 @@ pub struct RetentionOutcome {
     pub series: usize,
     pub spans: usize,
     pub logs: usize,
+    pub alert_history: usize,
 }
 
 /// Hash maps keyed by our own ids and label sets: foldhash is several times faster than SipHash
@@ -285,6 +310,8 @@ impl ReadPool {
 #[derive(Clone)]
 pub struct Store {
     commands: mpsc::Sender<Command>,
+    /// Subscribed to by rule groups; the writer sends on its clone.
+    written: tokio::sync::broadcast::Sender<Arc<Vec<String>>>,
     shared: Arc<RwLock<Shared>>,
     readers: Arc<ReadPool>,
     path: PathBuf,
@@ -347,7 +374,8 @@ impl Store {
         }
         schema::migrate(&mut conn).map_err(sql("migrate"))?;
         let shared = Arc::new(RwLock::new(Shared::default()));
-        let state = writer::Writer::load(conn, shared.clone(), options)?;
+        let (written, _) = tokio::sync::broadcast::channel(64);
+        let state = writer::Writer::load(conn, shared.clone(), options, written.clone())?;
         let (tx, rx) = mpsc::channel(options.write_queue.max(1));
         std::thread::Builder::new()
             .name("redline-store-writer".into())
@@ -355,6 +383,7 @@ impl Store {
             .map_err(|e| StoreError::Join(e.to_string()))?;
         Ok(Store {
             commands: tx,
+            written,
             shared,
             readers: Arc::new(ReadPool {
                 path: path.clone(),
@@ -379,6 +408,11 @@ impl Store {
     /// Commits a batch; returns once it is durable.
     pub async fn write(&self, batch: WriteBatch) -> Result<WriteOutcome, StoreError> {
         self.call(|tx| Command::Write(batch, tx)).await
+    }
+
+    /// Metric names that received samples, one message per commit, sent after the commit.
+    pub fn subscribe_writes(&self) -> tokio::sync::broadcast::Receiver<Arc<Vec<String>>> {
+        self.written.subscribe()
     }
 
     /// Folds the head into chunks now.
@@ -672,6 +706,103 @@ impl Store {
                     )
                     .map_err(sql("logs"))?;
                 rows.collect::<Result<_, _>>().map_err(sql("logs"))
+            })
+        })
+        .await
+    }
+
+    /// The persisted alert state of every rule, as the last evaluation left it.
+    pub async fn load_alert_state(&self) -> Result<Vec<RuleAlertState>, StoreError> {
+        self.blocking(|store| {
+            store.readers.with(|conn| {
+                let mut stmt = conn
+                    .prepare(
+                        "SELECT rule_key, labels, state, value, active_at, fired_at, resolved_at,
+                                keep_firing_since, last_seen, annotations
+                         FROM alert_state ORDER BY rule_key",
+                    )
+                    .map_err(sql("load alerts"))?;
+                let mut rows = stmt.query([]).map_err(sql("load alerts"))?;
+                let mut out: Vec<RuleAlertState> = Vec::new();
+                while let Some(r) = rows.next().map_err(sql("load alerts"))? {
+                    let rule_key: String = r.get(0).map_err(sql("load alerts"))?;
+                    let labels: String = r.get(1).map_err(sql("load alerts"))?;
+                    let state: String = r.get(2).map_err(sql("load alerts"))?;
+                    let annotations: String = r.get(9).map_err(sql("load alerts"))?;
+                    let (Some(labels), Some(state)) =
+                        (Labels::parse_canonical(&labels), State::parse(&state))
+                    else {
+                        tracing::warn!(rule_key, "skipping unreadable persisted alert");
+                        continue;
+                    };
+                    let alert = Alert {
+                        labels,
+                        annotations: serde_json::from_str(&annotations).unwrap_or_default(),
+                        state,
+                        value: r.get(3).map_err(sql("load alerts"))?,
+                        active_at: r.get(4).map_err(sql("load alerts"))?,
+                        fired_at: r.get(5).map_err(sql("load alerts"))?,
+                        resolved_at: r.get(6).map_err(sql("load alerts"))?,
+                        keep_firing_since: r.get(7).map_err(sql("load alerts"))?,
+                        last_seen: r.get(8).map_err(sql("load alerts"))?,
+                    };
+                    match out.last_mut() {
+                        Some(last) if last.rule_key == rule_key => last.alerts.push(alert),
+                        _ => out.push(RuleAlertState {
+                            rule_key,
+                            alerts: vec![alert],
+                        }),
+                    }
+                }
+                Ok(out)
+            })
+        })
+        .await
+    }
+
+    /// Resolved alerts with `resolved_at >= since_ms`, newest first.
+    pub async fn alert_history(
+        &self,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<AlertHistoryEntry>, StoreError> {
+        self.blocking(move |store| {
+            store.readers.with(|conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT rule_key, labels, annotations, active_at, fired_at, resolved_at
+                         FROM alert_history WHERE resolved_at >= ?1 ORDER BY resolved_at DESC LIMIT ?2",
+                    )
+                    .map_err(sql("alert history"))?;
+                let rows = stmt
+                    .query_map(params![since_ms, limit as i64], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, i64>(3)?,
+                            r.get::<_, Option<i64>>(4)?,
+                            r.get::<_, i64>(5)?,
+                        ))
+                    })
+                    .map_err(sql("alert history"))?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (rule_key, labels, annotations, active_at, fired_at, resolved_at) =
+                        row.map_err(sql("alert history"))?;
+                    let Some(labels) = Labels::parse_canonical(&labels) else {
+                        continue;
+                    };
+                    out.push(AlertHistoryEntry {
+                        rule_key,
+                        labels,
+                        annotations: serde_json::from_str(&annotations).unwrap_or_default(),
+                        active_at,
+                        fired_at,
+                        resolved_at,
+                    });
+                }
+                Ok(out)
             })
         })
         .await

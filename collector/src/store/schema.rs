@@ -80,6 +80,33 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX logs_by_service ON logs (service, time_ns);
     CREATE INDEX logs_by_trace ON logs (trace_id) WHERE trace_id != '';
     "#,
+    // 2: alert state (so a restart resumes `for` timers and firing alerts) and alert history.
+    r#"
+    CREATE TABLE alert_state (
+        rule_key           TEXT NOT NULL,  -- file;group;rule name;occurrence
+        labels             TEXT NOT NULL,  -- canonical form of the alert's labels
+        state              TEXT NOT NULL,
+        value              REAL NOT NULL,
+        active_at          INTEGER NOT NULL,
+        fired_at           INTEGER,
+        resolved_at        INTEGER,
+        keep_firing_since  INTEGER,
+        last_seen          INTEGER NOT NULL,
+        annotations        TEXT NOT NULL,  -- JSON object
+        PRIMARY KEY (rule_key, labels)
+    ) WITHOUT ROWID;
+    CREATE TABLE alert_history (
+        id           INTEGER PRIMARY KEY,
+        rule_key     TEXT NOT NULL,
+        alertname    TEXT NOT NULL,
+        labels       TEXT NOT NULL,
+        annotations  TEXT NOT NULL,
+        active_at    INTEGER NOT NULL,
+        fired_at     INTEGER,
+        resolved_at  INTEGER NOT NULL
+    );
+    CREATE INDEX alert_history_by_time ON alert_history (resolved_at);
+    "#,
 ];
 
 /// Brings the schema up to date. Returns the version reached.

@@ -177,3 +177,60 @@ async fn many_series_compress_below_two_bytes_per_sample() {
     assert_eq!(samples, 9000);
     assert!((bytes as f64) / (samples as f64) < 2.0, "{bytes} bytes");
 }
+
+#[tokio::test]
+async fn alert_state_persists_and_history_is_kept() {
+    use crate::alert::state::{Alert, State};
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions::new(dir.path());
+    let store = Store::open(&options).unwrap();
+    let alert = |state: State, resolved: Option<i64>| Alert {
+        labels: labels(&[("alertname", "HighCPU"), ("instance", "a")]),
+        annotations: std::collections::BTreeMap::from([("summary".to_owned(), "hot".to_owned())]),
+        state,
+        value: 97.5,
+        active_at: 1000,
+        fired_at: Some(61_000),
+        resolved_at: resolved,
+        keep_firing_since: None,
+        last_seen: 61_000,
+    };
+    let mut writes = store.subscribe_writes();
+    store
+        .write(WriteBatch {
+            alert_state: vec![RuleAlertState {
+                rule_key: "f;g;HighCPU;0".into(),
+                alerts: vec![alert(State::Firing, None)],
+            }],
+            ..batch("ALERTS", "a", &[(61_000, 1.0)])
+        })
+        .await
+        .unwrap();
+    assert_eq!(*writes.recv().await.unwrap(), vec!["ALERTS".to_owned()]);
+    drop(store);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let store = Store::open(&options).unwrap();
+    let loaded = store.load_alert_state().await.unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].alerts, vec![alert(State::Firing, None)]);
+    // Resolution: state replaced, history appended.
+    store
+        .write(WriteBatch {
+            alert_state: vec![RuleAlertState {
+                rule_key: "f;g;HighCPU;0".into(),
+                alerts: vec![],
+            }],
+            resolved_alerts: vec![("f;g;HighCPU;0".into(), alert(State::Inactive, Some(90_000)))],
+            ..WriteBatch::default()
+        })
+        .await
+        .unwrap();
+    assert!(store.load_alert_state().await.unwrap().is_empty());
+    let history = store.alert_history(0, 10).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(
+        (history[0].active_at, history[0].resolved_at),
+        (1000, 90_000)
+    );
+    assert_eq!(store.retain(100_000).await.unwrap().alert_history, 1);
+}

@@ -49,6 +49,10 @@ struct Last {
 
 pub(super) struct Writer {
     conn: Connection,
+    /// After each commit, the metric names that received samples, for rule groups that
+    /// re-evaluate promptly on new data. A broadcast channel: bounded, and a slow receiver
+    /// only lags (and then evaluates everything) instead of blocking ingest.
+    written: tokio::sync::broadcast::Sender<Arc<Vec<String>>>,
     shared: Arc<RwLock<Shared>>,
     ids: FastMap<Arc<Labels>, i64>,
     last: FastMap<i64, Last>,
@@ -63,9 +67,11 @@ impl Writer {
         conn: Connection,
         shared: Arc<RwLock<Shared>>,
         _options: &StoreOptions,
+        written: tokio::sync::broadcast::Sender<Arc<Vec<String>>>,
     ) -> Result<Writer, StoreError> {
         let mut writer = Writer {
             conn,
+            written,
             shared,
             ids: FastMap::default(),
             last: FastMap::default(),
@@ -281,6 +287,11 @@ impl Writer {
         let mut next_id = self.next_id;
         let mut spans = Vec::new();
         let mut logs = Vec::new();
+        let mut alert_state = Vec::new();
+        let mut resolved_alerts = Vec::new();
+        let notify = self.written.receiver_count() > 0;
+        let mut written_names: std::collections::BTreeSet<String> =
+            std::collections::BTreeSet::new();
         for batch in batches {
             let mut outcome = WriteOutcome {
                 spans: batch.spans.len(),
@@ -344,6 +355,9 @@ impl Writer {
                     }
                 }
                 outcome.samples_accepted += kept;
+                if notify && kept > 0 && !written_names.contains(labels.metric_name()) {
+                    written_names.insert(labels.metric_name().to_owned());
+                }
                 if let Some(p) = prev {
                     last.insert(id, p);
                 }
@@ -355,6 +369,8 @@ impl Writer {
             }
             spans.extend(batch.spans);
             logs.extend(batch.logs);
+            alert_state.extend(batch.alert_state);
+            resolved_alerts.extend(batch.resolved_alerts);
             outcomes.push(outcome);
         }
 
@@ -465,6 +481,58 @@ impl Writer {
                     .map_err(sql("insert log"))?;
             }
         }
+        {
+            let mut delete = tx
+                .prepare_cached("DELETE FROM alert_state WHERE rule_key = ?1")
+                .map_err(sql("alert state"))?;
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO alert_state (rule_key, labels, state, value, active_at, fired_at,
+                        resolved_at, keep_firing_since, last_seen, annotations)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )
+                .map_err(sql("alert state"))?;
+            for rule in &alert_state {
+                delete
+                    .execute([&rule.rule_key])
+                    .map_err(sql("alert state"))?;
+                for a in &rule.alerts {
+                    insert
+                        .execute(params![
+                            rule.rule_key,
+                            a.labels.to_string(),
+                            a.state.as_str(),
+                            a.value,
+                            a.active_at,
+                            a.fired_at,
+                            a.resolved_at,
+                            a.keep_firing_since,
+                            a.last_seen,
+                            serde_json::to_string(&a.annotations).unwrap_or_else(|_| "{}".into())
+                        ])
+                        .map_err(sql("alert state"))?;
+                }
+            }
+            let mut history = tx
+                .prepare_cached(
+                    "INSERT INTO alert_history (rule_key, alertname, labels, annotations, active_at, fired_at, resolved_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(sql("alert history"))?;
+            for (rule_key, a) in &resolved_alerts {
+                history
+                    .execute(params![
+                        rule_key,
+                        a.labels.get("alertname").unwrap_or(""),
+                        a.labels.to_string(),
+                        serde_json::to_string(&a.annotations).unwrap_or_else(|_| "{}".into()),
+                        a.active_at,
+                        a.fired_at,
+                        a.resolved_at.unwrap_or(a.last_seen)
+                    ])
+                    .map_err(sql("alert history"))?;
+            }
+        }
         tx.commit().map_err(sql("commit"))?;
 
         // Committed: publish.
@@ -489,6 +557,11 @@ impl Writer {
         self.last.extend(last);
         for m in new_meta {
             self.metadata.insert(m.name.clone(), m);
+        }
+        if !written_names.is_empty() {
+            let _ = self
+                .written
+                .send(Arc::new(written_names.into_iter().collect()));
         }
         metrics::counter!("redline_collector_samples_stored_total").increment(stored as u64);
         metrics::counter!("redline_collector_spans_stored_total").increment(spans.len() as u64);
@@ -579,6 +652,12 @@ impl Writer {
                 .map_err(sql("retention"))?,
             logs: tx
                 .execute("DELETE FROM logs WHERE time_ns < ?1", [cutoff_ns])
+                .map_err(sql("retention"))?,
+            alert_history: tx
+                .execute(
+                    "DELETE FROM alert_history WHERE resolved_at < ?1",
+                    [cutoff_ms],
+                )
                 .map_err(sql("retention"))?,
             series: 0,
         };

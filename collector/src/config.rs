@@ -44,6 +44,26 @@ pub struct RawConfig {
     pub store: RawStore,
     #[serde(default)]
     pub telemetry: RawTelemetry,
+    #[serde(default)]
+    pub rules: RawRules,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRules {
+    /// Rule files and directories of rule files (`*.yml`, `*.yaml`), in Prometheus' format.
+    /// Default `["./rules"]`; a missing default directory just means no rules.
+    pub paths: Option<Vec<PathBuf>>,
+    /// How often groups without their own `interval` are evaluated. Default `1m`, as
+    /// Prometheus' `evaluation_interval`.
+    pub evaluation_interval: Option<String>,
+    /// How long a group waits after new samples of the metrics it reads before it evaluates
+    /// early, gathering writes that arrive together. Default `20ms`.
+    pub evaluate_on_write_debounce: Option<String>,
+    /// Labels added to alerts' `$externalLabels`, as Prometheus' `external_labels`.
+    pub external_labels: Option<std::collections::BTreeMap<String, String>>,
+    /// The URL alerts link back to (`generatorURL`). Default `http://<hostname>:9190`.
+    pub external_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,6 +109,15 @@ pub struct RawTelemetry {
     pub otlp_traces_endpoint: Option<String>,
 }
 
+/// This host's name, for the default external URL.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
 /// Query limits.
 #[derive(Clone, Debug)]
 pub struct QueryLimits {
@@ -105,6 +134,18 @@ pub enum LogFormat {
 }
 
 /// The validated configuration.
+/// Rule evaluation settings.
+#[derive(Clone, Debug)]
+pub struct RulesConfig {
+    pub paths: Vec<PathBuf>,
+    /// Whether `paths` are the default, so a missing directory is not an error.
+    pub default_paths: bool,
+    pub evaluation_interval: Duration,
+    pub debounce: Duration,
+    pub external_labels: std::collections::BTreeMap<String, String>,
+    pub external_url: String,
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub data_dir: PathBuf,
@@ -118,6 +159,7 @@ pub struct Config {
     pub write_queue: usize,
     pub log_format: Option<LogFormat>,
     pub otlp_traces_endpoint: Option<String>,
+    pub rules: RulesConfig,
 }
 
 impl Default for Config {
@@ -209,7 +251,58 @@ impl Config {
                 problem: format!("{endpoint:?} must be an http:// or https:// URL"),
             });
         }
+        let http_listen = parse_addr(
+            path,
+            "listen.http",
+            raw.listen.http.as_deref().unwrap_or("0.0.0.0:9190"),
+        )?;
+        for name in raw.rules.external_labels.iter().flatten().map(|(k, _)| k) {
+            let valid = name
+                .chars()
+                .enumerate()
+                .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
+            if !valid || name.is_empty() {
+                return Err(ConfigError::Invalid {
+                    path: path.to_owned(),
+                    key: format!("rules.external_labels.{name}"),
+                    problem: "is not a valid label name".into(),
+                });
+            }
+        }
+        let rules = RulesConfig {
+            default_paths: raw.rules.paths.is_none(),
+            paths: raw
+                .rules
+                .paths
+                .unwrap_or_else(|| vec![PathBuf::from("./rules")]),
+            evaluation_interval: parse_duration(
+                path,
+                "rules.evaluation_interval",
+                raw.rules.evaluation_interval.as_deref().unwrap_or("1m"),
+            )?,
+            debounce: parse_duration(
+                path,
+                "rules.evaluate_on_write_debounce",
+                raw.rules
+                    .evaluate_on_write_debounce
+                    .as_deref()
+                    .unwrap_or("20ms"),
+            )?,
+            external_labels: raw.rules.external_labels.unwrap_or_default(),
+            external_url: match raw.rules.external_url {
+                Some(url) if url.starts_with("http://") || url.starts_with("https://") => url,
+                Some(url) => {
+                    return Err(ConfigError::Invalid {
+                        path: path.to_owned(),
+                        key: "rules.external_url".into(),
+                        problem: format!("{url:?} must be an http:// or https:// URL"),
+                    });
+                }
+                None => format!("http://{}:{}", hostname(), http_listen.port()),
+            },
+        };
         Ok(Config {
+            rules,
             data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from("./data")),
             retention: parse_duration(
                 path,
@@ -226,11 +319,7 @@ impl Config {
                 "listen.otlp_http",
                 raw.listen.otlp_http.as_deref().unwrap_or("0.0.0.0:14318"),
             )?,
-            http_listen: parse_addr(
-                path,
-                "listen.http",
-                raw.listen.http.as_deref().unwrap_or("0.0.0.0:9190"),
-            )?,
+            http_listen,
             max_request_bytes: positive(
                 path,
                 "limits.max_request_bytes",

@@ -51,6 +51,26 @@ pub struct Collector {
     otlp_grpc: TcpListener,
     otlp_http: TcpListener,
     http: TcpListener,
+    /// Reload requests (SIGHUP in `main`, `POST /-/reload`), served by the rule manager. The
+    /// receiver moves into the manager in `run`.
+    reload_tx: tokio::sync::mpsc::Sender<alert::manager::ReloadRequest>,
+    reload_rx: tokio::sync::mpsc::Receiver<alert::manager::ReloadRequest>,
+}
+
+/// Asks a running collector to reload its rule files; cheap to clone.
+#[derive(Clone)]
+pub struct Reloader(tokio::sync::mpsc::Sender<alert::manager::ReloadRequest>);
+
+impl Reloader {
+    /// Reloads and returns the load errors (empty when every rule loaded).
+    pub async fn reload(&self) -> anyhow::Result<Vec<String>> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.0
+            .send(alert::manager::ReloadRequest { reply })
+            .await
+            .map_err(|_| anyhow::anyhow!("the collector is shutting down"))?;
+        Ok(rx.await?)
+    }
 }
 
 /// Opens the store and binds all listeners.
@@ -65,12 +85,15 @@ pub async fn bind(config: Config) -> anyhow::Result<Collector> {
     let otlp_grpc = bind(config.otlp_grpc_listen, "OTLP/gRPC").await?;
     let otlp_http = bind(config.otlp_http_listen, "OTLP/HTTP").await?;
     let http = bind(config.http_listen, "HTTP API").await?;
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
     Ok(Collector {
         config,
         store,
         otlp_grpc,
         otlp_http,
         http,
+        reload_tx,
+        reload_rx,
     })
 }
 
@@ -104,6 +127,11 @@ impl Collector {
         self.http.local_addr().unwrap_or(self.config.http_listen)
     }
 
+    /// A handle that reloads the rule files of this collector once it runs.
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.reload_tx.clone())
+    }
+
     /// A handle to the store, for in-process tests and benchmarks.
     pub fn store(&self) -> Store {
         self.store.clone()
@@ -121,12 +149,33 @@ impl Collector {
             },
         );
         let ready = Arc::new(AtomicBool::new(true));
+        let engine = query::Engine::new(self.store.clone(), self.config.query.clone());
+        let rules_status = alert::manager::SharedStatus::default();
+        // Alert transitions for notification and incident handling. Until those consumers
+        // exist, a task counts and logs them; the channel is bounded and the manager counts
+        // what it could not hand over.
+        let (events_tx, mut events_rx) =
+            tokio::sync::mpsc::channel::<alert::manager::AlertEvent>(1024);
+        let events = tokio::spawn(async move {
+            while let Some(event) = events_rx.recv().await {
+                tracing::info!(rule = %event.rule_key, transition = ?transition_name(&event.transition), "alert transition");
+            }
+        });
         let api = api::Api {
             store: self.store.clone(),
-            engine: query::Engine::new(self.store.clone(), self.config.query.clone()),
+            engine: engine.clone(),
             metrics: metrics.clone(),
             ready: ready.clone(),
+            rules: rules_status.clone(),
+            reloader: Reloader(self.reload_tx.clone()),
         };
+        let manager = alert::manager::Manager::new(
+            self.store.clone(),
+            engine,
+            self.config.rules.clone(),
+            rules_status,
+            events_tx,
+        );
         tracing::info!(
             otlp_grpc = %self.otlp_grpc_addr(),
             otlp_http = %self.otlp_http_addr(),
@@ -155,6 +204,7 @@ impl Collector {
                 .with_graceful_shutdown(stopped(stop_rx.clone()))
                 .into_future(),
         );
+        let manager = tokio::spawn(manager.run(self.reload_rx, stop_rx.clone()));
         let maintenance = tokio::spawn(maintain(
             self.store.clone(),
             self.config.clone(),
@@ -177,6 +227,10 @@ impl Collector {
                 }
             }
             let _ = m;
+            // The manager finishes its groups' current evaluations; then the event consumer
+            // drains what they handed over.
+            let _ = manager.await;
+            let _ = events.await;
         };
         if tokio::time::timeout(Duration::from_secs(30), drain)
             .await
@@ -187,6 +241,15 @@ impl Collector {
         self.store.close().await.context("closing the store")?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+fn transition_name(t: &alert::state::Transition) -> &'static str {
+    match t {
+        alert::state::Transition::Pending(_) => "pending",
+        alert::state::Transition::Fired(_) => "firing",
+        alert::state::Transition::Resolved(_) => "resolved",
+        alert::state::Transition::Cancelled(_) => "cancelled",
     }
 }
 

@@ -43,6 +43,26 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Rule files in Prometheus' format: check them, or run their promtool-style unit tests.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Check rule files (or directories of `*.yml`/`*.yaml`): exit 0 when all are valid, 1
+    /// with `file:line:column: message` for each problem otherwise.
+    Check {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Run rule unit-test files in promtool's format: exit 0 when all pass, 1 otherwise.
+    Test {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn load(path: Option<&PathBuf>) -> Result<Config, String> {
@@ -55,6 +75,22 @@ fn load(path: Option<&PathBuf>) -> Result<Config, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Rules { command } => {
+            let (out, err) = (&mut std::io::stdout(), &mut std::io::stderr());
+            let ok = match command {
+                RulesCommand::Check { paths } => {
+                    redline_collector::rules::cli::check(&paths, out, err)
+                }
+                RulesCommand::Test { files } => {
+                    redline_collector::rules::cli::test(&files, out, err)
+                }
+            };
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Command::Validate { config } => match load(Some(&config)) {
             Ok(_) => {
                 println!("{}: ok", config.display());
@@ -111,8 +147,34 @@ fn run(config: Config) -> anyhow::Result<()> {
             config.log_format,
             config.otlp_traces_endpoint.as_deref(),
         )?;
-        redline_collector::run(config, shutdown_signal()).await
+        let collector = redline_collector::bind(config).await?;
+        reload_on_sighup(collector.reloader());
+        collector.run(shutdown_signal()).await
     })
+}
+
+/// Reloads the rule files on every SIGHUP, as Prometheus does; the task ends with the process.
+fn reload_on_sighup(reloader: redline_collector::Reloader) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP; reload with POST /-/reload");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match reloader.reload().await {
+                Ok(errors) if errors.is_empty() => tracing::info!("rules reloaded on SIGHUP"),
+                Ok(errors) => tracing::warn!(
+                    errors = errors.len(),
+                    "rules reloaded on SIGHUP with errors"
+                ),
+                Err(e) => tracing::warn!(error = %e, "reload on SIGHUP failed"),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = reloader;
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -173,3 +173,39 @@ fn http_get_status(url: &str) -> std::io::Result<(bool, String)> {
             .unwrap_or_default(),
     ))
 }
+
+/// SIGHUP reloads rule files in the running binary.
+#[test]
+fn sighup_reloads_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("a.yml"),
+        "groups:\n  - name: a\n    rules:\n      - record: one\n        expr: vector(1)\n",
+    )
+    .unwrap();
+    let config = format!("rules:\n  paths: [{}]\n", rules.display());
+    let (child, _, http) = spawn_collector(&dir.path().join("data"), Some(&config));
+    let names = || http_get(&format!("http://127.0.0.1:{http}/api/v1/rules"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !names().contains("\"one\"") {
+        assert!(Instant::now() < deadline, "rules not loaded: {}", names());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::write(
+        rules.join("a.yml"),
+        "groups:\n  - name: a\n    rules:\n      - record: two\n        expr: vector(2)\n",
+    )
+    .unwrap();
+    let status = Command::new("kill")
+        .args(["-HUP", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !names().contains("\"two\"") {
+        assert!(Instant::now() < deadline, "rules not reloaded: {}", names());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

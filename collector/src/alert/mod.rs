@@ -1,4 +1,5 @@
-//! Alerts: the state machine of alerting rules (`state`, pure). The owner task that evaluates
-//! rule groups, persists alert state and hands transitions on arrives with the rules work.
+//! Alerts: the state machine of alerting rules (`state`, pure) and the rule manager
+//! (`manager`), the one owner of rule groups and their alert state.
 
+pub mod manager;
 pub mod state;

@@ -254,3 +254,121 @@ pub fn jaeger_trace(spans: &[SpanRecord]) -> Json {
 fn parse_object_or_array(text: &str) -> Json {
     serde_json::from_str(text).unwrap_or(Json::Null)
 }
+
+fn rfc3339_ms(ms: i64) -> String {
+    rfc3339_ns(ms.saturating_mul(1_000_000))
+}
+
+/// Go's `strconv.FormatFloat(v, 'e', -1, 64)`, which Prometheus uses for alert values.
+pub fn go_exp(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
+    }
+    let s = format!("{v:e}");
+    match s.split_once('e') {
+        Some((m, e)) => {
+            let (sign, d) = e.strip_prefix('-').map_or(('+', e), |d| ('-', d));
+            format!("{m}e{sign}{d:0>2}")
+        }
+        None => s,
+    }
+}
+
+fn alert_json(a: &crate::alert::state::Alert) -> Json {
+    json!({
+        "labels": labels_json(&a.labels),
+        "annotations": a.annotations,
+        "state": a.state.as_str(),
+        "activeAt": rfc3339_ms(a.active_at),
+        "value": go_exp(a.value),
+    })
+}
+
+/// `/api/v1/alerts` data.
+pub fn alerts(alerts: &[crate::alert::state::Alert]) -> Json {
+    json!({"alerts": alerts.iter().map(alert_json).collect::<Vec<_>>()})
+}
+
+/// `/api/v1/rules` data, optionally only alerting (`alert`) or recording (`record`) rules.
+pub fn rules(status: &crate::alert::manager::RulesStatus, kind: Option<&str>) -> Json {
+    use crate::alert::state::State;
+    use crate::rules::RuleKind;
+    let groups: Vec<Json> = status
+        .groups
+        .iter()
+        .map(|g| {
+            let rules: Vec<Json> = g
+                .rules
+                .iter()
+                .filter(|r| match kind {
+                    Some("alert") => r.rule.is_alerting(),
+                    Some("record") => !r.rule.is_alerting(),
+                    _ => true,
+                })
+                .map(|r| {
+                    let last = r.last_evaluation_ms.map(rfc3339_ms).unwrap_or_else(|| "0001-01-01T00:00:00Z".into());
+                    match &r.rule.kind {
+                        RuleKind::Alerting {
+                            name,
+                            for_ms,
+                            keep_firing_for_ms,
+                            labels_text,
+                            annotations_text,
+                            ..
+                        } => {
+                            let state = if r.alerts.iter().any(|a| a.state == State::Firing) {
+                                "firing"
+                            } else if r.alerts.iter().any(|a| a.state == State::Pending) {
+                                "pending"
+                            } else {
+                                "inactive"
+                            };
+                            json!({
+                                "state": state,
+                                "name": name,
+                                "query": r.rule.expr_text,
+                                "duration": *for_ms as f64 / 1000.0,
+                                "keepFiringFor": *keep_firing_for_ms as f64 / 1000.0,
+                                "labels": labels_text,
+                                "annotations": annotations_text,
+                                "alerts": r.alerts.iter().map(alert_json).collect::<Vec<_>>(),
+                                "health": r.health,
+                                "lastError": r.last_error.clone().unwrap_or_default(),
+                                "evaluationTime": r.evaluation_seconds,
+                                "lastEvaluation": last,
+                                "type": "alerting",
+                            })
+                        }
+                        RuleKind::Recording { name, labels } => json!({
+                            "name": name,
+                            "query": r.rule.expr_text,
+                            "labels": labels,
+                            "health": r.health,
+                            "lastError": r.last_error.clone().unwrap_or_default(),
+                            "evaluationTime": r.evaluation_seconds,
+                            "lastEvaluation": last,
+                            "type": "recording",
+                        }),
+                    }
+                })
+                .collect();
+            json!({
+                "name": g.name,
+                "file": g.file,
+                "rules": rules,
+                "interval": g.interval.as_secs_f64(),
+                "limit": g.limit,
+                "evaluationTime": g.evaluation_seconds,
+                "lastEvaluation": g.last_evaluation_ms.map(rfc3339_ms).unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+            })
+        })
+        .collect();
+    json!({"groups": groups})
+}

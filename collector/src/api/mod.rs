@@ -29,6 +29,9 @@ pub struct Api {
     pub metrics: PrometheusHandle,
     /// Cleared when shutdown begins, so `/readyz` turns away new traffic first.
     pub ready: Arc<AtomicBool>,
+    /// Rule groups and alerts as the rule manager last published them.
+    pub rules: crate::alert::manager::SharedStatus,
+    pub reloader: crate::Reloader,
 }
 
 pub fn router(api: Api) -> Router {
@@ -39,6 +42,9 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/labels", get(labels).post(labels))
         .route("/api/v1/label/{name}/values", get(label_values))
         .route("/api/v1/metadata", get(metadata))
+        .route("/api/v1/rules", get(rules))
+        .route("/api/v1/alerts", get(alerts))
+        .route("/-/reload", axum::routing::post(reload).put(reload))
         .route("/api/v1/logs", get(logs))
         .route("/api/services", get(services))
         .route("/api/services/{service}/operations", get(operations))
@@ -220,6 +226,41 @@ async fn label_values(
             .collect()
     };
     dto::success(serde_json::json!(values))
+}
+
+async fn rules(State(api): State<Api>, RawQuery(q): RawQuery) -> Response {
+    let p = Params::from_query(q.as_deref().unwrap_or(""));
+    let kind = p.get("type").map(str::to_ascii_lowercase);
+    if let Some(k) = &kind
+        && k != "alert"
+        && k != "record"
+    {
+        return bad_data(format!(
+            "invalid parameter \"type\": {k:?} is not alert or record"
+        ));
+    }
+    let status = api.rules.read().unwrap_or_else(|e| e.into_inner());
+    dto::success(dto::rules(&status, kind.as_deref()))
+}
+
+async fn alerts(State(api): State<Api>) -> Response {
+    let status = api.rules.read().unwrap_or_else(|e| e.into_inner());
+    dto::success(dto::alerts(&crate::alert::manager::active_alerts(&status)))
+}
+
+async fn reload(State(api): State<Api>) -> Response {
+    match api.reloader.reload().await {
+        Ok(errors) if errors.is_empty() => (StatusCode::OK, "rules reloaded\n").into_response(),
+        Ok(errors) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "rules reloaded with errors (the valid rules are active):\n{}\n",
+                errors.join("\n")
+            ),
+        )
+            .into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
+    }
 }
 
 async fn metadata(State(api): State<Api>) -> Response {

@@ -316,3 +316,18 @@ mod tests;
 
 #[cfg(test)]
 mod eval_tests;
+
+/// The metric names an expression reads, or `None` when some selector has no fixed name (so
+/// any write may change its result). Rule groups use it to re-evaluate promptly on new data.
+pub fn metric_names(expr: &Expr) -> Option<std::collections::BTreeSet<String>> {
+    let needs = plan::plan(expr, 0, 0, &EvalOptions::default()).ok()?;
+    let mut names = std::collections::BTreeSet::new();
+    for need in needs {
+        let name = need.matchers.iter().find_map(|m| {
+            (m.name == crate::model::METRIC_NAME && matches!(m.op, crate::model::MatchOp::Equal))
+                .then(|| m.value.clone())
+        })?;
+        names.insert(name);
+    }
+    Some(names)
+}

@@ -1,0 +1,245 @@
+//! The rule manager end to end in one process: rules from a directory, samples over OTLP,
+//! alerts through the Prometheus-shaped API and PromQL (`ALERTS`), persistence across a
+//! restart, and reload.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{
+    Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use redline_collector::config::Config;
+use serde_json::Value;
+
+struct Running {
+    grpc: std::net::SocketAddr,
+    http: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn start(data: &Path, rules: &Path) -> Running {
+    let mut config = Config {
+        data_dir: data.to_owned(),
+        otlp_grpc_listen: "127.0.0.1:0".parse().unwrap(),
+        otlp_http_listen: "127.0.0.1:0".parse().unwrap(),
+        http_listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
+    config.rules.paths = vec![rules.to_owned()];
+    config.rules.default_paths = false;
+    config.rules.evaluation_interval = Duration::from_secs(3600);
+    config
+        .rules
+        .external_labels
+        .insert("cluster".into(), "test".into());
+    let collector = redline_collector::bind(config).await.unwrap();
+    let (grpc, http) = (collector.otlp_grpc_addr(), collector.http_addr());
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(collector.run(async {
+        let _ = rx.await;
+    }));
+    Running {
+        grpc,
+        http,
+        stop,
+        task,
+    }
+}
+
+impl Running {
+    async fn get(&self, path: &str) -> Value {
+        reqwest::get(format!("http://{}{path}", self.http))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn send(&self, name: &str, host: &str, value: f64) {
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        let kv = |k: &str, v: &str| KeyValue {
+            key: k.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(v.into())),
+            }),
+            ..Default::default()
+        };
+        let request = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", "app"), kv("host.name", host)],
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![Metric {
+                        name: name.into(),
+                        data: Some(metric::Data::Gauge(Gauge {
+                            data_points: vec![NumberDataPoint {
+                                time_unix_nano: t,
+                                value: Some(number_data_point::Value::AsDouble(value)),
+                                ..Default::default()
+                            }],
+                        })),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let mut client = MetricsServiceClient::connect(format!("http://{}", self.grpc))
+            .await
+            .unwrap();
+        client.export(request).await.unwrap();
+    }
+
+    /// Polls `/api/v1/alerts` until `pred` holds (bounded; not a timing assertion).
+    async fn wait_alerts(&self, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let body = self.get("/api/v1/alerts").await;
+            let alerts = body["data"]["alerts"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if pred(&alerts) {
+                return alerts;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "condition not reached: {alerts:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+const RULES: &str = r#"
+groups:
+  - name: app
+    rules:
+      - alert: QueueTooDeep
+        expr: queue_depth > 5
+        labels:
+          severity: page
+        annotations:
+          summary: "{{ $labels.host_name }} queue at {{ $value }} in {{ $externalLabels.cluster }}"
+      - alert: QueueSlowlyDeep
+        expr: queue_depth > 5
+        for: 1h
+      - record: host:queue_depth:max
+        expr: max by (host_name) (queue_depth)
+"#;
+
+#[tokio::test]
+async fn write_triggered_evaluation_fires_persists_and_reloads() {
+    let data = tempfile::tempdir().unwrap();
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(rules.path().join("app.yml"), RULES).unwrap();
+    let c = start(data.path(), rules.path()).await;
+
+    // Groups evaluate hourly here: only the write notification can make this fire promptly.
+    c.send("queue.depth", "web-1", 9.0).await;
+    let alerts = c
+        .wait_alerts(|a| a.iter().any(|x| x["state"] == "firing"))
+        .await;
+    let firing = alerts.iter().find(|a| a["state"] == "firing").unwrap();
+    assert_eq!(firing["labels"]["alertname"], "QueueTooDeep");
+    assert_eq!(firing["labels"]["severity"], "page");
+    assert_eq!(firing["annotations"]["summary"], "web-1 queue at 9 in test");
+    assert_eq!(firing["value"], "9e+00");
+    let pending = c
+        .wait_alerts(|a| a.iter().any(|x| x["state"] == "pending"))
+        .await;
+    let pending = pending
+        .iter()
+        .find(|a| a["state"] == "pending")
+        .unwrap()
+        .clone();
+
+    // ALERTS and the recording rule's output are queryable.
+    let body = c
+        .get("/api/v1/query?query=ALERTS%7Balertstate%3D%22firing%22%7D")
+        .await;
+    assert_eq!(
+        body["data"]["result"][0]["metric"]["alertname"], "QueueTooDeep",
+        "{body}"
+    );
+    let body = c.get("/api/v1/query?query=host:queue_depth:max").await;
+    assert_eq!(body["data"]["result"][0]["value"][1], "9", "{body}");
+
+    let rules_api = c.get("/api/v1/rules").await;
+    let group = &rules_api["data"]["groups"][0];
+    assert_eq!(group["name"], "app");
+    assert_eq!(group["rules"][0]["state"], "firing");
+    assert_eq!(group["rules"][0]["type"], "alerting");
+    assert_eq!(group["rules"][2]["type"], "recording");
+    assert_eq!(group["rules"][0]["health"], "ok");
+    let only_record = c.get("/api/v1/rules?type=record").await;
+    assert_eq!(
+        only_record["data"]["groups"][0]["rules"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Restart: the pending alert keeps its `for` timer, the firing one keeps firing.
+    c.stop().await;
+    let c = start(data.path(), rules.path()).await;
+    let alerts = c
+        .wait_alerts(|a| {
+            a.iter().any(|x| x["state"] == "firing") && a.iter().any(|x| x["state"] == "pending")
+        })
+        .await;
+    let again = alerts.iter().find(|a| a["state"] == "pending").unwrap();
+    assert_eq!(
+        again["activeAt"], pending["activeAt"],
+        "for timer resumed, not restarted"
+    );
+
+    // Reload with one rule removed and one broken: state of the kept rule survives, the error
+    // is reported, the rest loads.
+    std::fs::write(
+        rules.path().join("app.yml"),
+        RULES.replace(
+            "      - alert: QueueSlowlyDeep\n        expr: queue_depth > 5\n        for: 1h\n",
+            "",
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        rules.path().join("broken.yml"),
+        "groups:\n  - name: b\n    rules:\n      - alert: X\n        expr: sum(\n",
+    )
+    .unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/-/reload", c.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    assert!(r.text().await.unwrap().contains("broken.yml:5"));
+    let alerts = c.wait_alerts(|a| a.len() == 1).await;
+    assert_eq!(alerts[0]["labels"]["alertname"], "QueueTooDeep");
+
+    // Recovery resolves it.
+    c.send("queue.depth", "web-1", 1.0).await;
+    c.wait_alerts(|a| a.is_empty()).await;
+    c.stop().await;
+}

@@ -30,70 +30,144 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// HELP texts for every metric the collector records (promtool wants one per family).
-fn describe() {
-    use metrics::{describe_counter, describe_gauge, describe_histogram};
-    describe_counter!(
+/// Every metric the collector records, with its kind and HELP text (promtool wants one per
+/// family). A test checks that every name the code records appears here.
+pub const METRICS: &[(&str, &str, &str)] = &[
+    (
+        "counter",
         "redline_collector_received_total",
-        "Data points, spans and log records received and committed, by signal and protocol."
-    );
-    describe_counter!(
+        "Data points, spans and log records received and committed, by signal and protocol.",
+    ),
+    (
+        "counter",
         "redline_collector_rejected_total",
-        "Items or requests refused, by signal and reason."
-    );
-    describe_counter!(
+        "Items or requests refused, by signal and reason.",
+    ),
+    (
+        "counter",
         "redline_collector_dropped_total",
-        "Data points dropped during conversion (exemplars, exponential histograms, empty names), by signal and reason."
-    );
-    describe_counter!(
+        "Data points dropped during conversion (exemplars, exponential histograms, empty names), by signal and reason.",
+    ),
+    (
+        "counter",
         "redline_collector_samples_stored_total",
-        "Samples committed to the store."
-    );
-    describe_counter!(
+        "Samples committed to the store.",
+    ),
+    (
+        "counter",
         "redline_collector_samples_duplicate_total",
-        "Samples received again with the same timestamp and value (retried deliveries), not stored twice."
-    );
-    describe_counter!(
+        "Samples received again with the same timestamp and value (retried deliveries), not stored twice.",
+    ),
+    (
+        "counter",
         "redline_collector_samples_rejected_total",
-        "Samples refused by the store, by reason."
-    );
-    describe_counter!(
+        "Samples refused by the store, by reason.",
+    ),
+    (
+        "counter",
         "redline_collector_spans_stored_total",
-        "Spans committed to the store."
-    );
-    describe_counter!(
+        "Spans committed to the store.",
+    ),
+    (
+        "counter",
         "redline_collector_logs_stored_total",
-        "Log records committed to the store."
-    );
-    describe_counter!(
+        "Log records committed to the store.",
+    ),
+    (
+        "counter",
         "redline_collector_store_errors_total",
-        "Store operations that failed, by stage."
-    );
-    describe_counter!(
+        "Store operations that failed, by stage.",
+    ),
+    (
+        "counter",
         "redline_collector_store_flushes_total",
-        "Head flushes into compressed chunks."
-    );
-    describe_counter!(
+        "Head flushes into compressed chunks.",
+    ),
+    (
+        "counter",
         "redline_collector_store_retention_deleted_total",
-        "Rows deleted by retention, by kind."
-    );
-    describe_gauge!("redline_collector_store_series", "Series in the index.");
-    describe_gauge!(
+        "Rows deleted by retention, by kind.",
+    ),
+    (
+        "gauge",
+        "redline_collector_store_series",
+        "Series in the index.",
+    ),
+    (
+        "gauge",
         "redline_collector_store_disk_bytes",
-        "Size of the database file and its WAL, in bytes."
-    );
-    describe_histogram!(
+        "Size of the database file and its WAL, in bytes.",
+    ),
+    (
+        "histogram",
         "redline_collector_store_commit_duration_seconds",
-        "Time to commit one group of writes."
-    );
-    describe_histogram!(
+        "Time to commit one group of writes.",
+    ),
+    (
+        "histogram",
+        "redline_collector_store_group_commit_writes",
+        "Writes folded into one transaction (group commit).",
+    ),
+    (
+        "histogram",
         "redline_collector_store_write_duration_seconds",
-        "Time from handing a request to the store to its commit, by signal."
-    );
-    describe_counter!(
-        "redline_collector_api_requests_total",
-        "HTTP API requests, by handler and status code."
-    );
+        "Time from handing a request to the store to its commit, by signal.",
+    ),
+    (
+        "gauge",
+        "redline_collector_rules_loaded",
+        "Rules loaded from the rule files.",
+    ),
+    (
+        "gauge",
+        "redline_collector_rule_load_errors",
+        "Rules, groups or files that failed to load at the last (re)load.",
+    ),
+    (
+        "counter",
+        "redline_collector_rule_reloads_total",
+        "Rule reloads (SIGHUP or POST /-/reload).",
+    ),
+    (
+        "counter",
+        "redline_collector_rule_group_early_evaluations_total",
+        "Group evaluations triggered by new samples of a metric the group reads.",
+    ),
+    (
+        "counter",
+        "redline_collector_rule_evaluation_failures_total",
+        "Rule evaluations that failed.",
+    ),
+    (
+        "counter",
+        "redline_collector_rule_persist_failures_total",
+        "Group evaluations whose output or alert state could not be written.",
+    ),
+    (
+        "histogram",
+        "redline_collector_rule_group_duration_seconds",
+        "Time to evaluate one rule group.",
+    ),
+    (
+        "counter",
+        "redline_collector_alert_transitions_total",
+        "Alert state transitions, by the state entered.",
+    ),
+    (
+        "counter",
+        "redline_collector_alert_events_dropped_total",
+        "Alert transitions dropped because the event queue was full.",
+    ),
+];
+
+fn describe() {
+    for (kind, name, help) in METRICS {
+        match *kind {
+            "counter" => metrics::describe_counter!(*name, *help),
+            "gauge" => metrics::describe_gauge!(*name, *help),
+            _ => metrics::describe_histogram!(*name, *help),
+        }
+    }
 }
 
 /// Keeps the OTLP span pipeline alive; dropping it flushes and shuts the exporter down.
@@ -161,4 +235,37 @@ pub fn init_logging(
         .with(otel)
         .try_init()?;
     Ok(TracingGuard { provider })
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every metric name recorded anywhere in the collector's source has a HELP text.
+    #[test]
+    fn every_recorded_metric_is_described() {
+        let re = regex::Regex::new(r#"metrics::(counter|gauge|histogram)!\(\s*"([a-z_]+)""#)
+            .expect("regex");
+        let mut missing = Vec::new();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut dirs = vec![root];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("read src").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).expect("read file");
+                    for c in re.captures_iter(&text) {
+                        let (kind, name) = (&c[1], &c[2]);
+                        if !super::METRICS
+                            .iter()
+                            .any(|(k, n, _)| *k == kind && *n == name)
+                        {
+                            missing.push(format!("{kind} {name} ({})", path.display()));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(missing.is_empty(), "undescribed metrics: {missing:#?}");
+    }
 }

@@ -833,6 +833,17 @@ impl Store {
         .await
     }
 
+    /// Pages on the database's free list (space the file holds but does not use).
+    pub async fn free_pages(&self) -> Result<i64, StoreError> {
+        self.blocking(|store| {
+            store.readers.with(|conn| {
+                conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))
+                    .map_err(sql("freelist"))
+            })
+        })
+        .await
+    }
+
     /// Number of series in the index.
     pub fn series_count(&self) -> usize {
         self.shared.read().map(|s| s.labels.len()).unwrap_or(0)

@@ -173,6 +173,8 @@ async fn many_series_compress_below_two_bytes_per_sample() {
         store.write(b).await.unwrap();
     }
     store.flush().await.unwrap();
+    // The flushed wal rows' pages went back to the file system.
+    assert_eq!(store.free_pages().await.unwrap(), 0);
     let (bytes, samples) = store.sample_footprint().await.unwrap();
     assert_eq!(samples, 9000);
     assert!((bytes as f64) / (samples as f64) < 2.0, "{bytes} bytes");

@@ -613,7 +613,13 @@ impl Writer {
         }
         self.wal_bytes = 0;
         // Give the pages of the deleted `wal` rows back, then fold the WAL file into the database.
-        let _ = self.conn.execute_batch("PRAGMA incremental_vacuum");
+        // `incremental_vacuum` frees one page per step: step it to the end.
+        if let Ok(mut stmt) = self.conn.prepare("PRAGMA incremental_vacuum") {
+            let _ = stmt.query([]).and_then(|mut rows| {
+                while rows.next()?.is_some() {}
+                Ok(())
+            });
+        }
         let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
         metrics::counter!("redline_collector_store_flushes_total").increment(1);
         tracing::debug!(

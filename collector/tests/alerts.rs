@@ -180,6 +180,18 @@ async fn write_triggered_evaluation_fires_persists_and_reloads() {
         body["data"]["result"][0]["metric"]["alertname"], "QueueTooDeep",
         "{body}"
     );
+    let body = c
+        .get("/api/v1/query?query=ALERTS_FOR_STATE%7Balertname%3D%22QueueTooDeep%22%7D")
+        .await;
+    let active_at = body["data"]["result"][0]["value"][1]
+        .as_str()
+        .unwrap()
+        .parse::<f64>()
+        .unwrap();
+    assert!(
+        active_at > 1.7e9,
+        "ALERTS_FOR_STATE holds activeAt in seconds: {body}"
+    );
     let body = c.get("/api/v1/query?query=host:queue_depth:max").await;
     assert_eq!(body["data"]["result"][0]["value"][1], "9", "{body}");
 
@@ -238,8 +250,13 @@ async fn write_triggered_evaluation_fires_persists_and_reloads() {
     let alerts = c.wait_alerts(|a| a.len() == 1).await;
     assert_eq!(alerts[0]["labels"]["alertname"], "QueueTooDeep");
 
-    // Recovery resolves it.
+    // Recovery resolves it, and the history keeps its start and end.
     c.send("queue.depth", "web-1", 1.0).await;
     c.wait_alerts(|a| a.is_empty()).await;
+    let history = c.get("/api/v1/alerts/history").await;
+    let entry = &history["data"][0];
+    assert_eq!(entry["labels"]["alertname"], "QueueTooDeep", "{history}");
+    assert_eq!(entry["activeAt"], firing["activeAt"]);
+    assert!(entry["resolvedAt"].as_str().unwrap() > entry["activeAt"].as_str().unwrap());
     c.stop().await;
 }

@@ -372,3 +372,22 @@ pub fn rules(status: &crate::alert::manager::RulesStatus, kind: Option<&str>) ->
         .collect();
     json!({"groups": groups})
 }
+
+/// `/api/v1/alerts/history` data: resolved alerts, newest first.
+pub fn alert_history(entries: &[crate::store::AlertHistoryEntry]) -> Json {
+    Json::Array(
+        entries
+            .iter()
+            .map(|e| {
+                json!({
+                    "rule": e.rule_key,
+                    "labels": labels_json(&e.labels),
+                    "annotations": e.annotations,
+                    "activeAt": rfc3339_ms(e.active_at),
+                    "firedAt": e.fired_at.map(rfc3339_ms),
+                    "resolvedAt": rfc3339_ms(e.resolved_at),
+                })
+            })
+            .collect(),
+    )
+}

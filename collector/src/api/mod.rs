@@ -44,6 +44,7 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/metadata", get(metadata))
         .route("/api/v1/rules", get(rules))
         .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/alerts/history", get(alert_history))
         .route("/-/reload", axum::routing::post(reload).put(reload))
         .route("/api/v1/logs", get(logs))
         .route("/api/services", get(services))
@@ -246,6 +247,23 @@ async fn rules(State(api): State<Api>, RawQuery(q): RawQuery) -> Response {
 async fn alerts(State(api): State<Api>) -> Response {
     let status = api.rules.read().unwrap_or_else(|e| e.into_inner());
     dto::success(dto::alerts(&crate::alert::manager::active_alerts(&status)))
+}
+
+/// Resolved alerts with their start and end: `since` (RFC 3339 or Unix seconds, default the
+/// last 24 hours) and `limit` (default 100, at most 10000).
+async fn alert_history(State(api): State<Api>, RawQuery(q): RawQuery) -> Response {
+    let p = Params::from_query(q.as_deref().unwrap_or(""));
+    let (since, limit) = match (
+        p.time("since", now_ms() - 86_400_000),
+        p.limit("limit", 100, 10_000),
+    ) {
+        (Ok(s), Ok(l)) => (s, l),
+        (Err(e), _) | (_, Err(e)) => return bad_data(e),
+    };
+    match api.store.alert_history(since, limit).await {
+        Ok(entries) => dto::success(dto::alert_history(&entries)),
+        Err(e) => dto::error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
 }
 
 async fn reload(State(api): State<Api>) -> Response {

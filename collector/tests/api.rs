@@ -197,6 +197,50 @@ async fn otlp_grpc_metrics_are_queryable_and_survive_restart() {
         "counter"
     );
 
+    // POST with a form body, as Prometheus clients (Grafana) send long queries.
+    let form = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    v.replace('{', "%7B")
+                        .replace('}', "%7D")
+                        .replace('"', "%22")
+                        .replace('=', "%3D")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    };
+    let http = reqwest::Client::new();
+    let post = |path: &'static str, body: String| {
+        http.post(format!("http://{}{path}", c.http))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let body: Value = post(
+        "/api/v1/query",
+        form(&[("query", "system_cpu_time_seconds_total{state=\"user\"}")]),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(body["data"]["result"][0]["value"][1], "12.5", "{body}");
+    let body: Value = post(
+        "/api/v1/series",
+        form(&[("match[]", "system_cpu_time_seconds_total")]),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(body["data"].as_array().unwrap().len(), 1, "{body}");
+
     // Restart on the same directory: the data is still there.
     let dir = c.stop().await;
     let c = start_in(dir).await;

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -57,17 +57,29 @@ pub fn router(api: Api) -> Router {
         .with_state(api)
 }
 
-/// Reads parameters from the query string and, for POST, a form body, as Prometheus does.
-fn params(method: &Method, headers: &HeaderMap, query: Option<String>, body: &Bytes) -> Params {
-    let mut p = Params::from_query(query.as_deref().unwrap_or(""));
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if method == Method::POST && is_form {
-        p.extend_from_form(body);
+/// The parameters of a Prometheus API request: the query string and, for a POST with a form
+/// body, the form's fields too, as Prometheus reads them.
+struct PromParams(Params);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for PromParams {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        let is_form_post = req.method() == Method::POST
+            && req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        let mut p = Params::from_query(req.uri().query().unwrap_or(""));
+        if is_form_post {
+            let body = Bytes::from_request(req, state)
+                .await
+                .map_err(|e| bad_data(format!("cannot read the form body: {e}")))?;
+            p.extend_from_form(&body);
+        }
+        Ok(PromParams(p))
     }
-    p
 }
 
 fn bad_data(message: impl Into<String>) -> Response {
@@ -91,35 +103,29 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Prometheus' optional `timeout` parameter.
-fn timeout_param(p: &Params) -> Result<Option<std::time::Duration>, Response> {
-    match p.get("timeout") {
-        None | Some("") => Ok(None),
+/// The `query` and optional `timeout` parameters both query endpoints take.
+fn query_and_timeout(p: &Params) -> Result<(&str, Option<std::time::Duration>), Response> {
+    let Some(expr) = p.get("query") else {
+        return Err(bad_data("invalid parameter \"query\": missing"));
+    };
+    let timeout = match p.get("timeout") {
+        None | Some("") => None,
         Some(_) => match p.duration("timeout") {
-            Ok(ms) => Ok(Some(std::time::Duration::from_millis(ms.max(0) as u64))),
-            Err(e) => Err(bad_data(e)),
+            Ok(ms) => Some(std::time::Duration::from_millis(ms.max(0) as u64)),
+            Err(e) => return Err(bad_data(e)),
         },
-    }
+    };
+    Ok((expr, timeout))
 }
 
-async fn query(
-    State(api): State<Api>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Response {
-    let p = params(&method, &headers, q, &body);
-    let Some(expr) = p.get("query") else {
-        return bad_data("invalid parameter \"query\": missing");
+async fn query(State(api): State<Api>, PromParams(p): PromParams) -> Response {
+    let (expr, timeout) = match query_and_timeout(&p) {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let time = match p.time("time", now_ms()) {
         Ok(t) => t,
         Err(e) => return bad_data(e),
-    };
-    let timeout = match timeout_param(&p) {
-        Ok(t) => t,
-        Err(r) => return r,
     };
     match api.engine.instant_with_timeout(expr, time, timeout).await {
         Ok(v) => dto::query_result(&v),
@@ -127,16 +133,10 @@ async fn query(
     }
 }
 
-async fn query_range(
-    State(api): State<Api>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Response {
-    let p = params(&method, &headers, q, &body);
-    let Some(expr) = p.get("query") else {
-        return bad_data("invalid parameter \"query\": missing");
+async fn query_range(State(api): State<Api>, PromParams(p): PromParams) -> Response {
+    let (expr, timeout) = match query_and_timeout(&p) {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let (start, end, step) = match (
         p.required_time("start"),
@@ -145,10 +145,6 @@ async fn query_range(
     ) {
         (Ok(s), Ok(e), Ok(st)) => (s, e, st),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return bad_data(e),
-    };
-    let timeout = match timeout_param(&p) {
-        Ok(t) => t,
-        Err(r) => return r,
     };
     match api
         .engine
@@ -167,14 +163,7 @@ fn selectors(p: &Params) -> Result<Vec<Vec<Matcher>>, Response> {
         .collect()
 }
 
-async fn series(
-    State(api): State<Api>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Response {
-    let p = params(&method, &headers, q, &body);
+async fn series(State(api): State<Api>, PromParams(p): PromParams) -> Response {
     let sets = match selectors(&p) {
         Ok(s) if s.is_empty() => return bad_data("no match[] parameter provided"),
         Ok(s) => s,
@@ -189,14 +178,7 @@ async fn series(
     dto::success(dto::series(seen.iter().map(|l| l.as_ref())))
 }
 
-async fn labels(
-    State(api): State<Api>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Response {
-    let p = params(&method, &headers, q, &body);
+async fn labels(State(api): State<Api>, PromParams(p): PromParams) -> Response {
     let sets = match selectors(&p) {
         Ok(s) => s,
         Err(r) => return r,

@@ -722,22 +722,15 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, call: &Call, t: i64) -> Result<Val, Q
             check_duplicates(&out)?;
             Ok(Val::Vector(out))
         }
-        "absent" => {
+        "absent" | "absent_over_time" => {
             let a = arg(call, 0)?;
-            let v = ev.vector_arg(a, t)?;
-            Ok(Val::Vector(if v.is_empty() {
-                vec![Elem {
-                    labels: absent_labels(a),
-                    value: 1.0,
-                }]
+            let empty = if name == "absent" {
+                ev.vector_arg(a, t)?.is_empty()
             } else {
-                Vec::new()
-            }))
-        }
-        "absent_over_time" => {
-            let a = arg(call, 0)?;
-            let range = ev.range_arg(a, t)?;
-            Ok(Val::Vector(if range.is_empty() {
+                ev.range_arg(a, t)?.is_empty()
+            };
+            // One element with the labels the selector's equality matchers name, or nothing.
+            Ok(Val::Vector(if empty {
                 vec![Elem {
                     labels: absent_labels(a),
                     value: 1.0,

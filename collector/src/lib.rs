@@ -25,6 +25,7 @@ pub mod alert;
 pub mod api;
 pub mod config;
 pub mod model;
+pub mod notify;
 pub mod query;
 pub mod receiver;
 pub mod rules;

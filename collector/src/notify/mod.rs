@@ -6,6 +6,8 @@
 //! durable outbox worker that retries deliveries (`outbox`). A `Notification` is a plain value
 //! so that it can be written to the outbox in SQLite before it is attempted.
 
+pub mod config;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

@@ -18,6 +18,7 @@
 //! read chunks, spans and logs through a small pool of read-only connections.
 
 mod chunk;
+mod notify;
 mod schema;
 mod writer;
 
@@ -32,6 +33,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::alert::state::{Alert, State};
 use crate::model::{Labels, LogRecord, Matcher, MetricMeta, Sample, SeriesSamples, SpanRecord};
 
+pub use notify::{
+    AttemptOutcome, DeliveryAttempt, NotificationLogEntry, OutboxEntry, OutboxRow, SilenceRow,
+};
 pub use writer::WriteOutcome;
 
 /// Chunk compression, exposed for benchmarks.
@@ -166,6 +170,9 @@ enum Command {
     Retain(i64, oneshot::Sender<Result<RetentionOutcome, StoreError>>),
     /// Flush and stop; the thread exits after replying.
     Close(oneshot::Sender<Result<(), StoreError>>),
+    /// Run a small write (notification state) on the write connection. The closure, built
+    /// only inside this module, sends its own reply.
+    Exec(Box<dyn FnOnce(&mut Connection) + Send>),
 }
 
 /// What a retention pass removed.
@@ -428,6 +435,22 @@ impl Store {
     /// Flushes the head and stops the writer. Later writes fail with `Closed`.
     pub async fn close(&self) -> Result<(), StoreError> {
         self.call(Command::Close).await
+    }
+
+    /// Runs `f` on the writer's connection, between group commits, and returns its result.
+    async fn exec<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let command = Command::Exec(Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        }));
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn blocking<T: Send + 'static>(

@@ -107,6 +107,46 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX alert_history_by_time ON alert_history (resolved_at);
     "#,
+    // 3: notifications: silences, the notification log (what each receiver integration was
+    // last told about each alert group) and the durable outbox with every delivery attempt.
+    r#"
+    CREATE TABLE silences (
+        id          TEXT PRIMARY KEY,
+        body        TEXT NOT NULL,     -- JSON, Alertmanager's gettableSilence shape
+        ends_at     INTEGER NOT NULL,  -- ms; expired silences are deleted after retention
+        updated_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE notification_log (
+        group_key    TEXT NOT NULL,
+        integration  TEXT NOT NULL,    -- receiver/kind/index
+        firing       TEXT NOT NULL,    -- JSON array of alert fingerprints
+        resolved     TEXT NOT NULL,
+        sent_at      INTEGER NOT NULL,
+        PRIMARY KEY (group_key, integration)
+    ) WITHOUT ROWID;
+    CREATE TABLE outbox (
+        id               INTEGER PRIMARY KEY,
+        integration      TEXT NOT NULL,
+        idempotency_key  TEXT NOT NULL UNIQUE,
+        notification     TEXT NOT NULL,   -- JSON of notify::Notification
+        created_at       INTEGER NOT NULL,
+        next_attempt_at  INTEGER NOT NULL,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        status           TEXT NOT NULL,   -- pending | delivered | failed
+        last_error       TEXT NOT NULL DEFAULT '',
+        finished_at      INTEGER
+    );
+    CREATE INDEX outbox_pending ON outbox (status, id);
+    CREATE TABLE delivery_attempts (
+        id           INTEGER PRIMARY KEY,
+        outbox_id    INTEGER NOT NULL,
+        at           INTEGER NOT NULL,
+        duration_ms  INTEGER NOT NULL,
+        outcome      TEXT NOT NULL,       -- delivered | retry | failed
+        error        TEXT NOT NULL
+    );
+    CREATE INDEX delivery_attempts_by_outbox ON delivery_attempts (outbox_id);
+    "#,
 ];
 
 /// Brings the schema up to date. Returns the version reached.

@@ -236,3 +236,109 @@ async fn alert_state_persists_and_history_is_kept() {
     );
     assert_eq!(store.retain(100_000).await.unwrap().alert_history, 1);
 }
+
+#[tokio::test]
+async fn notifications_outbox_log_and_silences_survive_a_restart() {
+    use crate::notify::{LabelSet, Notification, NotifyAlert};
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions::new(dir.path());
+    let notification = Notification {
+        receiver: "ops".into(),
+        group_key: "{}:{}".into(),
+        group_labels: LabelSet::new(),
+        alerts: vec![NotifyAlert {
+            labels: LabelSet::from([("alertname".to_owned(), "A".to_owned())]),
+            annotations: LabelSet::new(),
+            starts_at_ms: 1,
+            ends_at_ms: None,
+            generator_url: "http://x".into(),
+        }],
+        now_ms: 5,
+        external_url: String::new(),
+    };
+    let entry = |key: &str| OutboxEntry {
+        integration: "ops/webhook/0".into(),
+        idempotency_key: key.into(),
+        notification: notification.clone(),
+        created_at: 5,
+    };
+    let log = NotificationLogEntry {
+        group_key: "{}:{}".into(),
+        integration: "ops/webhook/0".into(),
+        firing: vec![u64::MAX, 7],
+        resolved: vec![],
+        sent_at: 5,
+    };
+    {
+        let store = Store::open(&options).unwrap();
+        let ids = store
+            .enqueue_notifications(vec![entry("k1"), entry("k2")], vec![log.clone()])
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), 2);
+        // Enqueuing the same idempotency key again is a no-op that returns the same id.
+        let again = store
+            .enqueue_notifications(vec![entry("k1")], vec![])
+            .await
+            .unwrap();
+        assert_eq!(again, vec![ids[0]]);
+        store
+            .record_delivery_attempt(DeliveryAttempt {
+                outbox_id: ids[0],
+                integration: "ops/webhook/0".into(),
+                at: 10,
+                duration_ms: 3,
+                outcome: AttemptOutcome::Retry,
+                error: "503".into(),
+                next_attempt_at: Some(20),
+            })
+            .await
+            .unwrap();
+        store
+            .record_delivery_attempt(DeliveryAttempt {
+                outbox_id: ids[1],
+                integration: "ops/webhook/0".into(),
+                at: 11,
+                duration_ms: 3,
+                outcome: AttemptOutcome::Delivered,
+                error: String::new(),
+                next_attempt_at: None,
+            })
+            .await
+            .unwrap();
+        store
+            .put_silence(SilenceRow {
+                id: "s1".into(),
+                body: "{}".into(),
+                ends_at: 100,
+                updated_at: 1,
+            })
+            .await
+            .unwrap();
+        store.close().await.unwrap();
+    }
+    let store = Store::open(&options).unwrap();
+    let pending = store.pending_notifications().await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].idempotency_key, "k1");
+    assert_eq!(pending[0].attempts, 1);
+    assert_eq!(pending[0].next_attempt_at, 20);
+    assert_eq!(pending[0].notification, notification);
+    assert_eq!(store.load_notification_log().await.unwrap(), vec![log]);
+    assert_eq!(store.load_silences().await.unwrap().len(), 1);
+    let attempts = store.delivery_attempts(None, 10).await.unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Delivered);
+    assert_eq!(
+        store
+            .notification_status(pending[0].id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("pending")
+    );
+    // Pruning removes the finished entry, its attempt, the silence and the old log entry.
+    assert_eq!(store.prune_notifications(50).await.unwrap(), 3);
+    assert_eq!(store.prune_notifications(200).await.unwrap(), 1);
+    assert_eq!(store.pending_notifications().await.unwrap().len(), 1);
+}

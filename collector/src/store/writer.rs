@@ -238,6 +238,10 @@ impl Writer {
                 let _ = reply.send(self.flush());
                 true
             }
+            Command::Exec(f) => {
+                f(&mut self.conn);
+                false
+            }
         }
     }
 

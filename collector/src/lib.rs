@@ -23,6 +23,7 @@
 
 pub mod alert;
 pub mod api;
+pub mod clock;
 pub mod config;
 pub mod model;
 pub mod notify;

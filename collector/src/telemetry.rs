@@ -34,6 +34,26 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// family). A test checks that every name the code records appears here.
 pub const METRICS: &[(&str, &str, &str)] = &[
     (
+        "gauge",
+        "redline_collector_notifications_pending",
+        "Notifications in the outbox not yet delivered or given up on.",
+    ),
+    (
+        "counter",
+        "redline_collector_notification_attempts_total",
+        "Delivery attempts of notifications, by receiver, integration and outcome (delivered, retry, failed).",
+    ),
+    (
+        "histogram",
+        "redline_collector_notification_attempt_duration_seconds",
+        "How long one delivery attempt took, by integration.",
+    ),
+    (
+        "counter",
+        "redline_collector_notifications_total",
+        "Notifications finished, by receiver, integration and outcome (delivered or failed).",
+    ),
+    (
         "counter",
         "redline_collector_received_total",
         "Data points, spans and log records received and committed, by signal and protocol.",

@@ -7,6 +7,7 @@
 //! so that it can be written to the outbox in SQLite before it is attempted.
 
 pub mod config;
+pub mod outbox;
 
 use std::collections::BTreeMap;
 

@@ -63,6 +63,11 @@ impl Running {
     }
 
     async fn send(&self, name: &str, host: &str, value: f64) {
+        self.send_from(name, &[("host.name", host)], value).await;
+    }
+
+    /// Sends one gauge sample from a resource with `service.name="app"` and `resource`.
+    async fn send_from(&self, name: &str, resource: &[(&str, &str)], value: f64) {
         let t = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
@@ -77,7 +82,9 @@ impl Running {
         let request = ExportMetricsServiceRequest {
             resource_metrics: vec![ResourceMetrics {
                 resource: Some(Resource {
-                    attributes: vec![kv("service.name", "app"), kv("host.name", host)],
+                    attributes: std::iter::once(kv("service.name", "app"))
+                        .chain(resource.iter().map(|(k, v)| kv(k, v)))
+                        .collect(),
                     ..Default::default()
                 }),
                 scope_metrics: vec![ScopeMetrics {
@@ -258,5 +265,58 @@ async fn write_triggered_evaluation_fires_persists_and_reloads() {
     assert_eq!(entry["labels"]["alertname"], "QueueTooDeep", "{history}");
     assert_eq!(entry["activeAt"], firing["activeAt"]);
     assert!(entry["resolvedAt"].as_str().unwrap() > entry["activeAt"].as_str().unwrap());
+    c.stop().await;
+}
+
+const QUERY_RULES: &str = r#"
+groups:
+  - name: fleet
+    rules:
+      - alert: InstanceDown
+        expr: up == 0
+        annotations:
+          instances: '{{ range query "up" }}{{ .Labels.instance }} {{ end }}'
+          down: >-
+            {{ $n := "none" }}{{ range $i, $s := query "up == 0" }}{{ if $i }}{{ $n = "several" }}{{ else }}{{ $n = $s.Labels.instance }}{{ end }}{{ end }}{{ $n }}
+          total: '{{ with query "count(up)" }}{{ . | first | value }}{{ end }}'
+          error: '{{ query "up[5m]" }}'
+"#;
+
+/// The rule manager renders templates that call `query` with the query engine, at the
+/// evaluation time, from the group task (through the blocking pool, see
+/// `alert::manager::eval_alerting`).
+#[tokio::test]
+async fn templates_query_the_engine_at_evaluation_time() {
+    let data = tempfile::tempdir().unwrap();
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(rules.path().join("fleet.yml"), QUERY_RULES).unwrap();
+    let c = start(data.path(), rules.path()).await;
+
+    for (instance, up) in [("a", 1.0), ("b", 0.0), ("c", 1.0)] {
+        c.send_from("up", &[("service.instance.id", instance)], up)
+            .await;
+    }
+    // Each write re-evaluates the group; the annotations settle once all three are stored.
+    let alerts = c
+        .wait_alerts(|a| {
+            a.iter()
+                .any(|x| x["annotations"]["instances"] == "a b c " && x["state"] == "firing")
+        })
+        .await;
+    let alert = &alerts[0];
+    assert_eq!(alert["labels"]["instance"], "b");
+    assert_eq!(alert["annotations"]["down"], "b");
+    assert_eq!(alert["annotations"]["total"], "3");
+    assert_eq!(
+        alert["annotations"]["error"],
+        "<error expanding template: error executing template __alert_InstanceDown: \
+         template: __alert_InstanceDown:1:115: executing \"__alert_InstanceDown\" at \
+         <query \"up[5m]\">: error calling query: rule result is not a vector or scalar>"
+    );
+    let rules_api = c.get("/api/v1/rules").await;
+    assert_eq!(
+        rules_api["data"]["groups"][0]["rules"][0]["health"], "ok",
+        "{rules_api}"
+    );
     c.stop().await;
 }

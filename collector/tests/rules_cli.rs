@@ -522,3 +522,51 @@ fn evaluation_semantics_match_promtool() {
     assert!(run(&test));
     assert!(!run(&wrong));
 }
+
+/// Alert templates with `query`, `range`, `with`, `else` and variables
+/// (`tests/fixtures/templates/`): Redline renders them as Prometheus does, so promtool and
+/// Redline pass the same unit test and fail the same wrong one.
+#[test]
+fn query_range_and_variables_in_templates_match_promtool() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/templates");
+    let rules = fixtures.join("query_rules.yml");
+    let test = fixtures.join("query_rules_test.yml");
+    let out = redline(&["rules", "check"], &[&rules]);
+    assert!(out.ok, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("SUCCESS: 2 rules found"),
+        "{}",
+        out.stdout
+    );
+    let out = redline(&["rules", "test"], &[&test]);
+    assert!(out.ok, "{}{}", out.stdout, out.stderr);
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&rules, dir.path().join("query_rules.yml")).unwrap();
+    let wrong = write(
+        dir.path(),
+        "wrong_test.yml",
+        &std::fs::read_to_string(&test)
+            .unwrap()
+            .replace("down: b, c", "down: b"),
+    );
+    let out = redline(&["rules", "test"], &[&wrong]);
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains(r#"down="b, c""#), "{}", out.stderr);
+
+    let Some(promtool) = promtool() else {
+        return;
+    };
+    let run = |args: &[&str], file: &Path| {
+        Command::new(&promtool)
+            .args(args)
+            .arg(file)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(run(&["check", "rules"], &rules));
+    assert!(run(&["test", "rules"], &test));
+    assert!(!run(&["test", "rules"], &wrong));
+}

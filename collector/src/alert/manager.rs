@@ -32,6 +32,18 @@ pub struct AlertEvent {
     pub rule_key: String,
     pub group: String,
     pub transition: Transition,
+    /// Where the alert links back to: the rule's expression in the graph view, as
+    /// Prometheus' `generatorURL`.
+    pub generator_url: String,
+}
+
+/// Prometheus' `generatorURL` of a rule: `{external_url}/graph?g0.expr=…&g0.tab=1`.
+pub fn generator_url(external_url: &str, expr: &str) -> String {
+    let expr: String = form_urlencoded::byte_serialize(expr.as_bytes()).collect();
+    format!(
+        "{}/graph?g0.expr={expr}&g0.tab=1",
+        external_url.trim_end_matches('/')
+    )
 }
 
 /// A request to reload the rule files; the reply carries the load errors (empty when clean).
@@ -328,6 +340,21 @@ async fn run_group(
                 .filter(|n| !own.contains(n.as_str()) && n != "ALERTS" && n != "ALERTS_FOR_STATE")
                 .collect()
         });
+    // Announce the alerts that already fire (carried over a restart or reload), so the
+    // dispatcher knows them before their next transition; it deduplicates what it knew.
+    for (rule, (key, rule_alerts)) in group.rules.iter().zip(keys.iter().zip(&alerts)) {
+        for alert in rule_alerts.values().filter(|a| a.state == State::Firing) {
+            let event = AlertEvent {
+                rule_key: key.clone(),
+                group: group.name.clone(),
+                transition: Transition::Fired(alert.clone()),
+                generator_url: generator_url(&ctx.config.external_url, &rule.expr_text),
+            };
+            if ctx.events.send(event).await.is_err() {
+                metrics::counter!("redline_collector_alert_events_dropped_total").increment(1);
+            }
+        }
+    }
     let interval = group.interval_or(ctx.config.evaluation_interval);
     let mut writes = ctx.store.subscribe_writes();
     let mut tick = tokio::time::interval(interval);
@@ -402,14 +429,7 @@ async fn evaluate_group(
                 }
             }
             (RuleKind::Alerting { .. }, Ok(value)) => {
-                match rules::eval_alerting(
-                    rule,
-                    group,
-                    value,
-                    &alerts[i],
-                    now,
-                    &ctx.config.external_labels,
-                ) {
+                match eval_alerting(ctx, rule, group, value, &alerts[i], now).await {
                     Ok(outcome) => {
                         let changed = !outcome.transitions.is_empty();
                         for t in &outcome.transitions {
@@ -420,6 +440,10 @@ async fn evaluate_group(
                                 rule_key: keys[i].clone(),
                                 group: group.name.clone(),
                                 transition: t.clone(),
+                                generator_url: generator_url(
+                                    &ctx.config.external_url,
+                                    &rule.expr_text,
+                                ),
                             });
                         }
                         alerts[i] = outcome.alerts;
@@ -485,7 +509,9 @@ async fn evaluate_group(
             Transition::Cancelled(_) => "cancelled",
         };
         metrics::counter!("redline_collector_alert_transitions_total", "to" => name).increment(1);
-        if ctx.events.try_send(event).is_err() {
+        // Waits when the dispatcher is behind (back-pressure on evaluation rather than a
+        // lost page); fails only when the dispatcher is gone, at shutdown.
+        if ctx.events.send(event).await.is_err() {
             metrics::counter!("redline_collector_alert_events_dropped_total").increment(1);
         }
     }
@@ -513,4 +539,64 @@ pub fn active_alerts(status: &RulesStatus) -> Vec<Alert> {
 pub fn describe(labels: &Labels) -> String {
     let map: BTreeMap<&str, &str> = labels.iter().collect();
     format!("{map:?}")
+}
+
+/// How many renders of templates that call `query` may wait for the query engine at once.
+/// Each holds a thread of the blocking pool while it waits, and the engine's own blocking
+/// work (store reads, evaluation) needs further threads of the same pool, so the bound is
+/// kept far below the pool's size (512 threads by default).
+static QUERY_TEMPLATE_RENDERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
+
+/// `rules::eval_alerting` for one rule, with templates' `query` evaluated by the engine at
+/// the evaluation time `now`, as Prometheus does.
+///
+/// Rendering is synchronous and the engine is async. A rule whose templates call `query` is
+/// therefore rendered on a blocking-pool thread, where the `query` callback waits for
+/// `Engine::instant` with `Handle::block_on`: the wait never occupies a runtime worker, the
+/// engine's blocking work always finds a free pool thread (see `QUERY_TEMPLATE_RENDERS`),
+/// and every query ends within the engine's timeout, so the wait cannot deadlock. Rules
+/// without `query` render inline as before.
+async fn eval_alerting(
+    ctx: &Context,
+    rule: &Rule,
+    group: &RuleGroup,
+    value: crate::query::Value,
+    alerts: &Alerts,
+    now: i64,
+) -> Result<rules::AlertingOutcome, rules::RuleEvalError> {
+    if !rules::eval::templates_use_query(rule) {
+        let templates = rules::eval::TemplateContext {
+            external_labels: &ctx.config.external_labels,
+            external_url: &ctx.config.external_url,
+            query: None,
+        };
+        return rules::eval_alerting(rule, group, value, alerts, now, &templates);
+    }
+    let internal = |e: String| rules::RuleEvalError::Query(crate::query::QueryError::Internal(e));
+    // The semaphore is never closed.
+    let _permit = QUERY_TEMPLATE_RENDERS
+        .acquire()
+        .await
+        .map_err(|e| internal(e.to_string()))?;
+    let engine = ctx.engine.clone();
+    let handle = tokio::runtime::Handle::current();
+    let (rule, group, alerts) = (rule.clone(), group.clone(), alerts.clone());
+    let external_labels = ctx.config.external_labels.clone();
+    let external_url = ctx.config.external_url.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let query = |q: &str| {
+            let value = handle
+                .block_on(engine.instant(q, now))
+                .map_err(|e| e.to_string())?;
+            rules::eval::query_samples(value)
+        };
+        let templates = rules::eval::TemplateContext {
+            external_labels: &external_labels,
+            external_url: &external_url,
+            query: Some(&query),
+        };
+        rules::eval_alerting(&rule, &group, value, &alerts, now, &templates)
+    });
+    task.await
+        .unwrap_or_else(|e| Err(internal(format!("template rendering task failed: {e}"))))
 }

@@ -7,9 +7,10 @@
 //! - [`record_samples`]: a recording rule's output series (`record` as `__name__`, group then
 //!   rule labels on top of the result's);
 //! - [`alert_elements`]: an alerting rule's result as `alert::state::Element`s (labels and
-//!   annotations templated with `$labels`, `$value`, `$externalLabels`), for
-//!   `alert::state::step`; [`eval_alerting`] does both steps plus the group limit and returns
-//!   the `ALERTS`/`ALERTS_FOR_STATE` series ([`alerts_series`]).
+//!   annotations templated with `$labels`, `$value`, `$externalLabels`, `$externalURL` and
+//!   the caller's `query`, see [`TemplateContext`]), for `alert::state::step`;
+//!   [`eval_alerting`] does both steps plus the group limit and returns the
+//!   `ALERTS`/`ALERTS_FOR_STATE` series ([`alerts_series`]).
 //!
 //! [`eval_group_in_memory`] drives a whole group over a [`MemoryStorage`] the way Prometheus'
 //! `Group.Eval` drives it over its TSDB: rules in order, each rule's output (recorded series,
@@ -18,13 +19,15 @@
 //!
 //! Semantics are Prometheus 2.42's (`rules/recording.go`, `rules/alerting.go`,
 //! `rules/manager.go`), with Prometheus 3's group labels. Nothing here does I/O or reads the
-//! clock. Group labels are applied literally (Prometheus 3 also expands templates in them).
+//! clock: a template's `query` is a callback the caller passes in, evaluated at the
+//! evaluation time (here over the in-memory series; the rule manager's goes to the query
+//! engine). Group labels are applied literally (Prometheus 3 also expands templates in them).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use super::file::{Rule, RuleGroup, RuleKind};
-use super::template::{Data, Template};
+use super::template::{Data, QueryFn, QuerySample, Template};
 use crate::alert::state::{self, Alerts, Element, State, Transition};
 use crate::model::{Labels, METRIC_NAME, Matcher, Sample};
 use crate::query::{EvalOptions, QueryError, SeriesSource, Value, evaluate_instant};
@@ -115,12 +118,65 @@ pub fn record_samples(
     Ok(out)
 }
 
+/// What an alerting rule's templates see besides each element of its result.
+#[derive(Clone, Copy)]
+pub struct TemplateContext<'a> {
+    /// `$externalLabels`.
+    pub external_labels: &'a BTreeMap<String, String>,
+    /// `$externalURL`, and what `externalURL` and `pathPrefix` read.
+    pub external_url: &'a str,
+    /// Evaluates `query` at the evaluation time; without it `query` renders as an error.
+    pub query: Option<&'a QueryFn<'a>>,
+}
+
+/// A query result as the samples a template's `query` returns, as Prometheus'
+/// `EngineQueryFunc` makes them: a vector as is, a scalar as one sample without labels.
+pub fn query_samples(value: Value) -> Result<Vec<QuerySample>, String> {
+    let labels = |l: &Labels| -> BTreeMap<String, String> {
+        l.iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    };
+    match value {
+        Value::Vector(v) => Ok(v
+            .into_iter()
+            .map(|(l, s)| QuerySample {
+                labels: labels(&l),
+                value: s.value,
+            })
+            .collect()),
+        Value::Scalar(s) => Ok(vec![QuerySample {
+            labels: BTreeMap::new(),
+            value: s.value,
+        }]),
+        Value::Matrix(_) | Value::String(..) => {
+            Err("rule result is not a vector or scalar".to_owned())
+        }
+    }
+}
+
+/// Whether any label or annotation template of an alerting rule calls `query`.
+pub fn templates_use_query(rule: &Rule) -> bool {
+    match &rule.kind {
+        RuleKind::Alerting {
+            labels,
+            annotations,
+            ..
+        } => labels
+            .values()
+            .chain(annotations.values())
+            .any(|t| t.uses_function("query")),
+        RuleKind::Recording { .. } => false,
+    }
+}
+
 /// Renders a template; a failure becomes the text Prometheus puts in its place.
 fn expand(template: &Template, data: &Data<'_>, alert: &str) -> String {
     template.render(data).unwrap_or_else(|e| {
+        let name = format!("__alert_{alert}");
         format!(
-            "<error expanding template: error executing template __alert_{alert}: template: {}>",
-            e.message
+            "<error expanding template: error executing template {name}: {}>",
+            template.exec_error_text(&name, &e)
         )
     })
 }
@@ -128,12 +184,12 @@ fn expand(template: &Template, data: &Data<'_>, alert: &str) -> String {
 /// An alerting rule's result as alert-state elements: labels are the result's without
 /// `__name__`, then the group's, then the rule's (templated; an empty expansion removes the
 /// label), then `alertname`; annotations are templated. Templates see the result's labels
-/// (with `__name__`) as `$labels`, its value as `$value`, and `external_labels`.
+/// (with `__name__`) as `$labels`, its value as `$value`, and `ctx`.
 pub fn alert_elements(
     rule: &Rule,
     group: &RuleGroup,
     value: Value,
-    external_labels: &BTreeMap<String, String>,
+    ctx: &TemplateContext<'_>,
 ) -> Result<Vec<Element>, RuleEvalError> {
     let RuleKind::Alerting {
         name,
@@ -154,8 +210,10 @@ pub fn alert_elements(
             .collect();
         let data = Data {
             labels: &template_labels,
-            external_labels,
+            external_labels: ctx.external_labels,
+            external_url: ctx.external_url,
             value: v,
+            query: ctx.query,
         };
         let mut pairs: Vec<(String, String)> = result_labels
             .iter()
@@ -244,9 +302,9 @@ pub fn eval_alerting(
     value: Value,
     alerts: &Alerts,
     now_ms: i64,
-    external_labels: &BTreeMap<String, String>,
+    ctx: &TemplateContext<'_>,
 ) -> Result<AlertingOutcome, RuleEvalError> {
-    let elements = alert_elements(rule, group, value, external_labels)?;
+    let elements = alert_elements(rule, group, value, ctx)?;
     let (alerts, transitions) = state::step(alerts.clone(), elements, now_ms, rule.timing());
     let active = alerts
         .values()
@@ -358,44 +416,53 @@ pub struct RuleFailure {
 /// in order, each rule's output appended to `storage` before the next rule runs, staleness
 /// markers for series a rule no longer produces. A failing rule is reported and the others
 /// still run; its alerts and outputs stay as they were (no staleness markers either).
+/// Templates' `query` evaluates over `storage` at `t_ms`, as promtool's does.
 pub fn eval_group_in_memory(
     group: &RuleGroup,
     storage: &mut MemoryStorage,
     t_ms: i64,
     state: &mut GroupState,
     external_labels: &BTreeMap<String, String>,
+    external_url: &str,
     options: &EvalOptions,
 ) -> Vec<RuleFailure> {
     state.alerts.resize_with(group.rules.len(), Alerts::new);
     state.written.resize_with(group.rules.len(), BTreeSet::new);
     let mut failures = Vec::new();
     for (index, rule) in group.rules.iter().enumerate() {
-        let output = evaluate_instant(&rule.expr, t_ms, &*storage, options)
-            .map_err(RuleEvalError::from)
-            .and_then(|value| match &rule.kind {
-                RuleKind::Recording { .. } => record_samples(rule, group, value, t_ms),
-                RuleKind::Alerting { .. } => {
-                    match eval_alerting(
-                        rule,
-                        group,
-                        value,
-                        &state.alerts[index],
-                        t_ms,
-                        external_labels,
-                    ) {
-                        Ok(outcome) => {
-                            state.alerts[index] = outcome.alerts;
-                            Ok(outcome.series)
-                        }
-                        Err(e) => {
-                            if matches!(e, RuleEvalError::AlertLimit { .. }) {
-                                state.alerts[index].clear();
+        let output = {
+            let source: &MemoryStorage = storage;
+            let query = |q: &str| -> Result<Vec<QuerySample>, String> {
+                let expr = crate::query::parse(q).map_err(|e| e.to_string())?;
+                let value =
+                    evaluate_instant(&expr, t_ms, source, options).map_err(|e| e.to_string())?;
+                query_samples(value)
+            };
+            let ctx = TemplateContext {
+                external_labels,
+                external_url,
+                query: Some(&query),
+            };
+            evaluate_instant(&rule.expr, t_ms, source, options)
+                .map_err(RuleEvalError::from)
+                .and_then(|value| match &rule.kind {
+                    RuleKind::Recording { .. } => record_samples(rule, group, value, t_ms),
+                    RuleKind::Alerting { .. } => {
+                        match eval_alerting(rule, group, value, &state.alerts[index], t_ms, &ctx) {
+                            Ok(outcome) => {
+                                state.alerts[index] = outcome.alerts;
+                                Ok(outcome.series)
                             }
-                            Err(e)
+                            Err(e) => {
+                                if matches!(e, RuleEvalError::AlertLimit { .. }) {
+                                    state.alerts[index].clear();
+                                }
+                                Err(e)
+                            }
                         }
                     }
-                }
-            });
+                })
+        };
         let samples = match output {
             Ok(samples) => samples,
             Err(error) => {

@@ -7,6 +7,8 @@
 //! i at `i * interval`), then, as promtool does, evaluates every rule group at every
 //! evaluation interval from 0 to the largest `eval_time` of its cases, with the real alert
 //! state machine and recorded series (and `ALERTS`) written back (`eval::eval_group_in_memory`).
+//! Alert templates see the test group's `external_labels` and `external_url`, and their `query`
+//! evaluates over the input series (and what the rules recorded) at the evaluation time.
 //! `alert_rule_test` cases compare the **firing** alerts of the evaluation at or just before
 //! their `eval_time`; `promql_expr_test` cases run after the last evaluation. Failures are
 //! reported in promtool's words (expected vs got), with the test group's name.
@@ -14,7 +16,9 @@
 //! Differences from promtool 2.42, all deliberate: a test group without `interval` uses
 //! `evaluation_interval` (2.42 used 0, a bug fixed in 2.48); sample values compare equal when
 //! they differ by no more than 1e-12 relative (float noise between two evaluators), and `NaN`
-//! equals `NaN`; errors in the test file carry `line:column`.
+//! equals `NaN`; errors in the test file carry `line:column`; the template functions
+//! `externalURL` and `pathPrefix` read `external_url` (promtool has no URL for them and fails);
+//! `query` results come in label order (promtool's come in the order the series were loaded).
 //!
 //! Parsing ([`parse_test_file`]) and running ([`run_test_groups`]) are pure; [`run_file`] reads
 //! the files.
@@ -53,7 +57,7 @@ pub struct TestGroup {
     pub alert_rule_tests: Vec<AlertTest>,
     pub promql_expr_tests: Vec<PromqlTest>,
     pub external_labels: BTreeMap<String, String>,
-    /// Accepted for compatibility; templates here have no `$externalURL`.
+    /// Templates' `$externalURL` (and what `externalURL` returns; promtool's fails).
     pub external_url: String,
 }
 
@@ -209,6 +213,7 @@ fn run_group(test: &TestFile, tg: &TestGroup, index: usize, groups: &[&RuleGroup
                 ts,
                 state,
                 &tg.external_labels,
+                &tg.external_url,
                 &options,
             ) {
                 eval_errors.push(format!(

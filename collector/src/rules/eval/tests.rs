@@ -21,6 +21,15 @@ fn l(pairs: &[(&str, &str)]) -> Labels {
     )
 }
 
+/// Template context without `query`.
+fn templates(external_labels: &BTreeMap<String, String>) -> TemplateContext<'_> {
+    TemplateContext {
+        external_labels,
+        external_url: "http://redline:9190",
+        query: None,
+    }
+}
+
 fn vector(items: &[(&[(&str, &str)], f64)]) -> Value {
     Value::Vector(
         items
@@ -159,7 +168,7 @@ fn alert_elements_template_labels_and_annotations() {
         &g.rules[0],
         &g,
         vector(&[(&[("__name__", "x"), ("instance", "a:9100")], 12345.0)]),
-        &external,
+        &templates(&external),
     )
     .unwrap();
     assert_eq!(out.len(), 1);
@@ -187,7 +196,7 @@ fn alert_elements_template_labels_and_annotations() {
         &g.rules[0],
         &g,
         vector(&[(&[("instance", "b")], 2.0)]),
-        &external,
+        &templates(&external),
     )
     .unwrap();
     assert_eq!(low[0].labels.get("severity"), Some("warning"));
@@ -204,7 +213,7 @@ fn alert_elements_refuse_duplicate_label_sets() {
             (&[("__name__", "x"), ("instance", "a")], 2.0),
             (&[("__name__", "y"), ("instance", "a")], 3.0),
         ]),
-        &BTreeMap::new(),
+        &templates(&BTreeMap::new()),
     )
     .unwrap_err();
     assert_eq!(
@@ -277,7 +286,8 @@ fn alerts_series_for_active_alerts_only() {
 fn eval_alerting_steps_the_state_machine_and_enforces_the_limit() {
     let g = group(ALERTING);
     let rule = &g.rules[0];
-    let none = BTreeMap::new();
+    let labels = BTreeMap::new();
+    let none = templates(&labels);
     let one = vector(&[(&[("instance", "a")], 2.0)]);
     let out = eval_alerting(rule, &g, one.clone(), &Alerts::new(), 0, &none).unwrap();
     assert_eq!(out.transitions.len(), 1);
@@ -326,11 +336,11 @@ fn group_driver_feeds_later_rules_and_marks_gone_series_stale() {
     let mut state = GroupState::default();
     let options = EvalOptions::default();
     let none = BTreeMap::new();
-    let failures = eval_group_in_memory(&g, &mut storage, 0, &mut state, &none, &options);
+    let failures = eval_group_in_memory(&g, &mut storage, 0, &mut state, &none, "", &options);
     assert!(failures.is_empty());
     assert!(state.alerts[1].is_empty());
     // At 60s the recorded 4 is visible to the alert in the same evaluation.
-    let failures = eval_group_in_memory(&g, &mut storage, 60_000, &mut state, &none, &options);
+    let failures = eval_group_in_memory(&g, &mut storage, 60_000, &mut state, &none, "", &options);
     assert!(failures.is_empty());
     assert_eq!(state.alerts[1].len(), 1);
     let alert = state.alerts[1].values().next().unwrap();
@@ -343,7 +353,7 @@ fn group_driver_feeds_later_rules_and_marks_gone_series_stale() {
     // x is gone after the 5-minute lookback: the recorded series and ALERTS get staleness
     // markers, so they vanish at once instead of lingering for the lookback.
     let t = 60_000 + 5 * 60_000 + 1;
-    let failures = eval_group_in_memory(&g, &mut storage, t, &mut state, &none, &options);
+    let failures = eval_group_in_memory(&g, &mut storage, t, &mut state, &none, "", &options);
     assert!(failures.is_empty());
     let recorded = samples_of(&storage, "x:doubled");
     let last = *recorded[0].1.last().unwrap();
@@ -389,6 +399,7 @@ fn group_driver_reports_a_failing_rule_and_runs_the_others() {
         0,
         &mut state,
         &BTreeMap::new(),
+        "",
         &EvalOptions::default(),
     );
     assert_eq!(failures.len(), 1);
@@ -429,4 +440,66 @@ fn memory_storage_hides_samples_after_the_visible_time() {
     assert_eq!(selected[0].samples.len(), 2);
     storage.set_visible_until(Some(5));
     assert!(storage.select(&[]).unwrap().is_empty());
+}
+
+const QUERYING: &str = r#"groups:
+  - name: q
+    rules:
+      - record: ratio
+        expr: errors / 10
+      - alert: Errors
+        expr: errors > 1
+        annotations:
+          peers: "{{ range query `errors` }}{{ .Labels.instance }}={{ .Value }} {{ end }}"
+          recorded: "{{ with query `ratio{instance='a'}` }}{{ (index . 0).Value }}{{ end }}"
+          scalar: "{{ query `1 + 1` | first | value }}"
+          broken: "{{ query `errors[` }}"
+          url: "{{ $externalURL }} {{ pathPrefix }}"
+"#;
+
+/// Templates' `query` sees the in-memory series at the evaluation time, including what the
+/// group's earlier rules just recorded, as promtool's does.
+#[test]
+fn group_driver_answers_template_queries_at_the_evaluation_time() {
+    let g = group(QUERYING);
+    let mut storage = MemoryStorage::new();
+    for (instance, values) in [("a", [1.0, 5.0]), ("b", [3.0, 7.0])] {
+        for (i, v) in values.iter().enumerate() {
+            storage.append(
+                l(&[("__name__", "errors"), ("instance", instance)]),
+                Sample {
+                    timestamp_ms: i as i64 * 60_000,
+                    value: *v,
+                },
+            );
+        }
+    }
+    storage.set_visible_until(Some(60_000));
+    let mut state = GroupState::default();
+    let failures = eval_group_in_memory(
+        &g,
+        &mut storage,
+        60_000,
+        &mut state,
+        &BTreeMap::new(),
+        "http://prom.example/sub",
+        &EvalOptions::default(),
+    );
+    assert!(failures.is_empty(), "{failures:?}");
+    let alerts: Vec<_> = state.alerts[1].values().collect();
+    assert_eq!(alerts.len(), 2);
+    let a = &alerts[0].annotations;
+    assert_eq!(a["peers"], "a=5 b=7 ");
+    assert_eq!(a["recorded"], "0.5");
+    assert_eq!(a["scalar"], "2");
+    assert!(
+        a["broken"].starts_with(
+            "<error expanding template: error executing template __alert_Errors: \
+             template: __alert_Errors:1:115: executing \"__alert_Errors\" at \
+             <query `errors[`>: error calling query: "
+        ),
+        "{}",
+        a["broken"]
+    );
+    assert_eq!(a["url"], "http://prom.example/sub /sub");
 }

@@ -148,7 +148,7 @@ fn rule_errors_name_file_line_and_column() {
         r#"r.yml:18:11: group "g", rule 5, "C": invalid label name: bad-label"#,
         r#"r.yml:19:11: group "g", rule 5, "C": invalid label name: __name__"#,
         r#"r.yml:22:11: group "g", rule 5, "C": invalid annotation name: bad annotation"#,
-        r#"r.yml:21:15: group "g", rule 5, "C": annotation "s": template: __alert_C: function "nosuch" not defined"#,
+        r#"r.yml:21:27: group "g", rule 5, "C": annotation "s": template: __alert_C: function "nosuch" not defined"#,
         r#"r.yml:25:9: group "g", rule 6, "D": field bogus not found in type rulefmt.RuleNode"#,
         r#"r.yml:27:20: group "g", rule 7, "E": could not parse expression: 1:6: parse error: expected type range vector in call to function "rate", got instant vector"#,
         r#"r.yml:29:14: group "g", rule 8, "F": not a valid duration string: "5x""#,

@@ -48,6 +48,21 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Alertmanager configuration files (`alertmanager.yml`), as Redline routes alerts.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check Alertmanager configuration files like `amtool check-config`: exit 0 when all are
+    /// valid, 1 with `file:line:column: field: message` for each problem otherwise.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -86,6 +101,17 @@ fn main() -> ExitCode {
                 }
             };
             if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Command::Config {
+            command: ConfigCommand::Check { files },
+        } => {
+            let report = redline_collector::alert::amconfig::check_files(&files);
+            print!("{report}");
+            if report.ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

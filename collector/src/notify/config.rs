@@ -37,6 +37,18 @@ pub struct TlsConfig {
     pub client_key_pem: Option<Vec<u8>>,
     pub server_name: Option<String>,
     pub insecure_skip_verify: bool,
+    /// `min_version` / `max_version` (`TLS10` … `TLS13`); `None` leaves the library's default.
+    pub min_version: Option<TlsVersion>,
+    pub max_version: Option<TlsVersion>,
+}
+
+/// A TLS protocol version as Alertmanager's `tls_config` names them (`TLS10` … `TLS13`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    Tls10,
+    Tls11,
+    Tls12,
+    Tls13,
 }
 
 /// One `email_configs[]` entry, with `global.smtp_*` merged in.

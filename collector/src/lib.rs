@@ -77,6 +77,9 @@ impl Reloader {
 
 /// Opens the store and binds all listeners.
 pub async fn bind(config: Config) -> anyhow::Result<Collector> {
+    // One rustls crypto provider for the process (ring), for webhook and SMTP clients and any
+    // HTTP client built with defaults; an error means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let store = Store::open(&config.store_options())
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
     let bind = |addr: SocketAddr, what: &'static str| async move {

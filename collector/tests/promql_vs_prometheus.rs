@@ -834,6 +834,8 @@ async fn prom_query(client: &reqwest::Client, base: &str, params: &[(&str, Strin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promql_answers_equal_prometheus() {
+    // This test builds HTTP clients before any collector (which installs it) starts.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let Some(bin) = find_prometheus() else {
         if std::env::var_os("CI").is_some() {
             panic!("prometheus is not on PATH (Debian package `prometheus`), and CI is set");

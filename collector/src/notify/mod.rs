@@ -7,7 +7,10 @@
 //! so that it can be written to the outbox in SQLite before it is attempted.
 
 pub mod config;
+pub mod email;
 pub mod outbox;
+pub mod payload;
+pub mod webhook;
 
 use std::collections::BTreeMap;
 

@@ -46,6 +46,27 @@ pub struct RawConfig {
     pub telemetry: RawTelemetry,
     #[serde(default)]
     pub rules: RawRules,
+    #[serde(default)]
+    pub notify: RawNotify,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    /// The routing configuration: a file in Alertmanager's `alertmanager.yml` format (route,
+    /// receivers, inhibit_rules, time_intervals). Relative paths are relative to the working
+    /// directory. Default: none — alerts, silences and the API work, nothing is sent.
+    pub config_file: Option<PathBuf>,
+    /// First retry delay of a failed delivery. Default `1s`.
+    pub initial_backoff: Option<String>,
+    /// Longest retry delay (before jitter). Default `1m`.
+    pub max_backoff: Option<String>,
+    /// A notification still undelivered this long after it was decided is given up on and
+    /// recorded as failed. Default `1h`.
+    pub give_up_after: Option<String>,
+    /// How long finished notifications, their attempts, expired silences and the notification
+    /// log are kept. Default `5d` (Alertmanager's `--data.retention` is 120h).
+    pub retention: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -133,7 +154,16 @@ pub enum LogFormat {
     Json,
 }
 
-/// The validated configuration.
+/// Notification settings.
+#[derive(Clone, Debug)]
+pub struct NotifyConfig {
+    pub config_file: Option<PathBuf>,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    pub give_up_after: Duration,
+    pub retention: Duration,
+}
+
 /// Rule evaluation settings.
 #[derive(Clone, Debug)]
 pub struct RulesConfig {
@@ -160,6 +190,7 @@ pub struct Config {
     pub log_format: Option<LogFormat>,
     pub otlp_traces_endpoint: Option<String>,
     pub rules: RulesConfig,
+    pub notify: NotifyConfig,
 }
 
 impl Default for Config {
@@ -301,8 +332,32 @@ impl Config {
                 None => format!("http://{}:{}", hostname(), http_listen.port()),
             },
         };
+        let notify = NotifyConfig {
+            config_file: raw.notify.config_file,
+            initial_backoff: parse_duration(
+                path,
+                "notify.initial_backoff",
+                raw.notify.initial_backoff.as_deref().unwrap_or("1s"),
+            )?,
+            max_backoff: parse_duration(
+                path,
+                "notify.max_backoff",
+                raw.notify.max_backoff.as_deref().unwrap_or("1m"),
+            )?,
+            give_up_after: parse_duration(
+                path,
+                "notify.give_up_after",
+                raw.notify.give_up_after.as_deref().unwrap_or("1h"),
+            )?,
+            retention: parse_duration(
+                path,
+                "notify.retention",
+                raw.notify.retention.as_deref().unwrap_or("5d"),
+            )?,
+        };
         Ok(Config {
             rules,
+            notify,
             data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from("./data")),
             retention: parse_duration(
                 path,

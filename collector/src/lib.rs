@@ -49,6 +49,8 @@ use store::Store;
 /// A collector whose store is open and whose listeners are bound.
 pub struct Collector {
     config: Config,
+    /// The notification routing loaded at bind; moves into the dispatcher in `run`.
+    routing: alert::dispatcher::Routing,
     store: Store,
     otlp_grpc: TcpListener,
     otlp_http: TcpListener,
@@ -57,21 +59,53 @@ pub struct Collector {
     /// receiver moves into the manager in `run`.
     reload_tx: tokio::sync::mpsc::Sender<alert::manager::ReloadRequest>,
     reload_rx: tokio::sync::mpsc::Receiver<alert::manager::ReloadRequest>,
+    notify_parts: Arc<std::sync::Mutex<Option<NotifyParts>>>,
 }
 
-/// Asks a running collector to reload its rule files; cheap to clone.
+/// Asks a running collector to reload its rule files and its notification routing; cheap to
+/// clone.
 #[derive(Clone)]
-pub struct Reloader(tokio::sync::mpsc::Sender<alert::manager::ReloadRequest>);
+pub struct Reloader {
+    rules: tokio::sync::mpsc::Sender<alert::manager::ReloadRequest>,
+    notify_file: Option<std::path::PathBuf>,
+    /// Set by `Collector::run` once the dispatcher and the integrations exist.
+    notify: Arc<std::sync::Mutex<Option<NotifyParts>>>,
+}
+
+#[derive(Clone)]
+struct NotifyParts {
+    dispatcher: alert::dispatcher::DispatcherHandle,
+    integrations: Arc<notify::integrations::Integrations>,
+}
 
 impl Reloader {
-    /// Reloads and returns the load errors (empty when every rule loaded).
+    /// Reloads and returns the load errors (empty when everything loaded). Rules load
+    /// partially (a bad rule is reported, the rest load); the routing configuration is all or
+    /// nothing, as in Alertmanager: when it has errors, the one in force stays.
     pub async fn reload(&self) -> anyhow::Result<Vec<String>> {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        self.0
+        self.rules
             .send(alert::manager::ReloadRequest { reply })
             .await
             .map_err(|_| anyhow::anyhow!("the collector is shutting down"))?;
-        Ok(rx.await?)
+        let mut errors = rx.await?;
+        let parts = self.notify.lock().ok().and_then(|g| g.clone());
+        if let Some(parts) = parts {
+            match alert::dispatcher::Routing::load(self.notify_file.as_deref()) {
+                Ok(routing) => {
+                    for problem in parts.integrations.reload(&routing.receivers()) {
+                        tracing::error!(problem = %problem, "integration cannot deliver");
+                        errors.push(problem);
+                    }
+                    parts.dispatcher.reload(routing).await?;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "routing configuration not reloaded; the previous one stays");
+                    errors.extend(e.errors.iter().map(|e| e.to_string()));
+                }
+            }
+        }
+        Ok(errors)
     }
 }
 
@@ -90,8 +124,11 @@ pub async fn bind(config: Config) -> anyhow::Result<Collector> {
     let otlp_grpc = bind(config.otlp_grpc_listen, "OTLP/gRPC").await?;
     let otlp_http = bind(config.otlp_http_listen, "OTLP/HTTP").await?;
     let http = bind(config.http_listen, "HTTP API").await?;
+    let routing = alert::dispatcher::Routing::load(config.notify.config_file.as_deref())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
     Ok(Collector {
+        routing,
         config,
         store,
         otlp_grpc,
@@ -99,6 +136,7 @@ pub async fn bind(config: Config) -> anyhow::Result<Collector> {
         http,
         reload_tx,
         reload_rx,
+        notify_parts: Arc::default(),
     })
 }
 
@@ -132,9 +170,13 @@ impl Collector {
         self.http.local_addr().unwrap_or(self.config.http_listen)
     }
 
-    /// A handle that reloads the rule files of this collector once it runs.
+    /// A handle that reloads the rule files and routing of this collector once it runs.
     pub fn reloader(&self) -> Reloader {
-        Reloader(self.reload_tx.clone())
+        Reloader {
+            rules: self.reload_tx.clone(),
+            notify_file: self.config.notify.config_file.clone(),
+            notify: self.notify_parts.clone(),
+        }
     }
 
     /// A handle to the store, for in-process tests and benchmarks.
@@ -156,23 +198,72 @@ impl Collector {
         let ready = Arc::new(AtomicBool::new(true));
         let engine = query::Engine::new(self.store.clone(), self.config.query.clone());
         let rules_status = alert::manager::SharedStatus::default();
-        // Alert transitions for notification and incident handling. Until those consumers
-        // exist, a task counts and logs them; the channel is bounded and the manager counts
-        // what it could not hand over.
+        // Notifications: rule transitions → dispatcher (routing, grouping, silences) →
+        // outbox in SQLite → outbox worker → receivers. Each channel is bounded; the senders
+        // wait when a stage is behind rather than drop a page.
+        let clock = clock::Clock::new();
+        let (integrations, problems) =
+            notify::integrations::Integrations::new(&self.routing.receivers(), None);
+        for problem in problems {
+            tracing::error!(problem = %problem, "integration cannot deliver");
+        }
+        let integrations = Arc::new(integrations);
+        let (outbox, outbox_tx) = notify::outbox::Outbox::new(
+            self.store.clone(),
+            integrations.clone(),
+            notify::outbox::RetryPolicy {
+                initial_backoff: self.config.notify.initial_backoff,
+                max_backoff: self.config.notify.max_backoff,
+                give_up_after: self.config.notify.give_up_after,
+            },
+            clock,
+            1024,
+        );
+        let notify_config_text = Arc::new(self.routing.text.clone());
+        let (dispatcher, dispatch) = alert::dispatcher::Dispatcher::new(
+            self.store.clone(),
+            self.routing.clone(),
+            self.config.rules.external_url.clone(),
+            clock,
+            outbox_tx,
+            1024,
+        );
+        if let Ok(mut parts) = self.notify_parts.lock() {
+            *parts = Some(NotifyParts {
+                dispatcher: dispatch.clone(),
+                integrations,
+            });
+        }
         let (events_tx, mut events_rx) =
             tokio::sync::mpsc::channel::<alert::manager::AlertEvent>(1024);
-        let events = tokio::spawn(async move {
-            while let Some(event) = events_rx.recv().await {
-                tracing::info!(rule = %event.rule_key, transition = ?transition_name(&event.transition), "alert transition");
-            }
-        });
+        let events = {
+            let dispatch = dispatch.clone();
+            tokio::spawn(async move {
+                while let Some(event) = events_rx.recv().await {
+                    tracing::debug!(rule = %event.rule_key, transition = ?transition_name(&event.transition), "alert transition");
+                    if let Some(alert) = notify_alert(&event)
+                        && dispatch.send_alerts(vec![alert]).await.is_err()
+                    {
+                        metrics::counter!("redline_collector_alert_events_dropped_total")
+                            .increment(1);
+                    }
+                }
+            })
+        };
         let api = api::Api {
             store: self.store.clone(),
             engine: engine.clone(),
             metrics: metrics.clone(),
             ready: ready.clone(),
             rules: rules_status.clone(),
-            reloader: Reloader(self.reload_tx.clone()),
+            reloader: Reloader {
+                rules: self.reload_tx.clone(),
+                notify_file: self.config.notify.config_file.clone(),
+                notify: self.notify_parts.clone(),
+            },
+            dispatcher: dispatch,
+            notify_config_text,
+            started_ms: clock.now_ms(),
         };
         let manager = alert::manager::Manager::new(
             self.store.clone(),
@@ -210,6 +301,8 @@ impl Collector {
                 .into_future(),
         );
         let manager = tokio::spawn(manager.run(self.reload_rx, stop_rx.clone()));
+        let dispatcher = tokio::spawn(dispatcher.run(stop_rx.clone()));
+        let outbox = tokio::spawn(outbox.run(stop_rx.clone()));
         let maintenance = tokio::spawn(maintain(
             self.store.clone(),
             self.config.clone(),
@@ -236,6 +329,10 @@ impl Collector {
             // drains what they handed over.
             let _ = manager.await;
             let _ = events.await;
+            // The dispatcher stops at the same signal; what it enqueued is in SQLite. The
+            // outbox worker finishes its attempts in flight (each bounded by its timeout).
+            let _ = dispatcher.await;
+            let _ = outbox.await;
         };
         if tokio::time::timeout(Duration::from_secs(30), drain)
             .await
@@ -247,6 +344,27 @@ impl Collector {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The alert a transition hands to notification: firing and resolved alerts; pending and
+/// cancelled ones are nobody's business yet. Starts are `active_at`, as Prometheus sends them.
+fn notify_alert(event: &alert::manager::AlertEvent) -> Option<notify::NotifyAlert> {
+    let (alert, ends_at_ms) = match &event.transition {
+        alert::state::Transition::Fired(a) => (a, None),
+        alert::state::Transition::Resolved(a) => (a, Some(a.resolved_at.unwrap_or(a.last_seen))),
+        _ => return None,
+    };
+    Some(notify::NotifyAlert {
+        labels: alert
+            .labels
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        annotations: alert.annotations.clone(),
+        starts_at_ms: alert.active_at,
+        ends_at_ms,
+        generator_url: event.generator_url.clone(),
+    })
 }
 
 fn transition_name(t: &alert::state::Transition) -> &'static str {

@@ -35,6 +35,31 @@ pub fn metrics_handle() -> PrometheusHandle {
 pub const METRICS: &[(&str, &str, &str)] = &[
     (
         "gauge",
+        "redline_collector_dispatch_alerts",
+        "Alerts the notification dispatcher holds (firing, and resolved ones not yet reported).",
+    ),
+    (
+        "gauge",
+        "redline_collector_dispatch_groups",
+        "Aggregation groups of the notification dispatcher.",
+    ),
+    (
+        "gauge",
+        "redline_collector_silences_active",
+        "Silences in force now.",
+    ),
+    (
+        "counter",
+        "redline_collector_silences_expired_while_firing_total",
+        "Silences that ended while alerts they muted still fired (those alerts were notified at once).",
+    ),
+    (
+        "counter",
+        "redline_collector_notifications_dropped_total",
+        "Notifications that could not be persisted to the outbox, by reason; their alerts are decided again at the next flush.",
+    ),
+    (
+        "gauge",
         "redline_collector_notifications_pending",
         "Notifications in the outbox not yet delivered or given up on.",
     ),

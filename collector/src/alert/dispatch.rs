@@ -28,10 +28,11 @@ use crate::store::{NotificationLogEntry, OutboxEntry};
 
 /// What the dispatcher needs to know about one matching route.
 #[derive(Clone, Debug, PartialEq)]
-pub struct RouteOpts {
-    /// Alertmanager's route key (`{}/{severity="page"}/0`), stable across reloads while the
-    /// tree keeps its shape.
+pub struct GroupRoute {
+    /// Alertmanager 0.25's route key (`{}/{severity="page"}`): the prefix of group keys.
     pub route_key: String,
+    /// The route's unique id in the tree (`{}/{severity="page"}/0`), for its mute times.
+    pub route_id: String,
     pub receiver: String,
     /// `None` means `group_by: ['...']` (every label).
     pub group_by: Option<Vec<String>>,
@@ -52,12 +53,12 @@ pub struct IntegrationRef {
 /// Alertmanager configuration and the silences by the dispatcher task; by fixtures in tests.
 pub trait Policy {
     /// Every route that takes an alert with these labels (at least the root).
-    fn routes(&self, labels: &LabelSet) -> Vec<RouteOpts>;
+    fn routes(&self, labels: &LabelSet) -> Vec<GroupRoute>;
     /// The integrations of a receiver (empty for an unknown receiver).
     fn integrations(&self, receiver: &str) -> Vec<IntegrationRef>;
-    /// Whether a route is muted at `now_ms` by its `mute_time_intervals`, or outside its
-    /// `active_time_intervals`.
-    fn route_muted(&self, route_key: &str, now_ms: i64) -> bool;
+    /// Whether a route (by id) is muted at `now_ms` by its `mute_time_intervals`, or outside
+    /// its `active_time_intervals`.
+    fn route_muted(&self, route_id: &str, now_ms: i64) -> bool;
     /// Ids of the active silences that match these labels at `now_ms`.
     fn silenced_by(&self, labels: &LabelSet, now_ms: i64) -> Vec<String>;
     /// Whether an inhibit rule mutes `labels` given the firing alerts.
@@ -67,7 +68,7 @@ pub trait Policy {
 /// One aggregation group.
 #[derive(Clone, Debug)]
 struct Group {
-    route: RouteOpts,
+    route: GroupRoute,
     labels: LabelSet,
     key: String,
     alerts: BTreeSet<u64>,
@@ -101,33 +102,7 @@ pub struct Dispatch {
     sequence: u64,
 }
 
-/// Alertmanager's group key: `{route key}:{group labels}`, labels as `{a="b", c="d"}`.
-pub fn group_key(route_key: &str, labels: &LabelSet) -> String {
-    let pairs: Vec<String> = labels
-        .iter()
-        .map(|(k, v)| format!("{k}={}", go_quote(v)))
-        .collect();
-    format!("{route_key}:{{{}}}", pairs.join(", "))
-}
-
-/// A string quoted as Go's `%q` does for printable text.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+pub use super::route::group_key;
 
 fn group_labels(labels: &LabelSet, group_by: &Option<Vec<String>>) -> LabelSet {
     match group_by {
@@ -272,7 +247,7 @@ impl Dispatch {
             .filter(|a| !a.resolved_at(now_ms))
             .map(|a| &a.labels)
             .collect();
-        let route_muted = policy.route_muted(&group.route.route_key, now_ms);
+        let route_muted = policy.route_muted(&group.route.route_id, now_ms);
         for integration in policy.integrations(&group.route.receiver) {
             if route_muted {
                 continue;

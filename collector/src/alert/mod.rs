@@ -3,6 +3,7 @@
 
 pub mod amconfig;
 pub mod dispatch;
+pub mod dispatcher;
 pub mod inhibit;
 pub mod manager;
 pub mod matcher;

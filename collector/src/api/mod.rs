@@ -2,6 +2,7 @@
 //! collector's own `/metrics`, and health. Handlers parse parameters, call `query::Engine` or
 //! the store, and render with `dto`, the only serde surface of the API.
 
+mod alertmanager;
 pub mod dto;
 mod params;
 
@@ -32,6 +33,11 @@ pub struct Api {
     /// Rule groups and alerts as the rule manager last published them.
     pub rules: crate::alert::manager::SharedStatus,
     pub reloader: crate::Reloader,
+    /// The notification dispatcher, for Alertmanager's API v2.
+    pub dispatcher: crate::alert::dispatcher::DispatcherHandle,
+    /// The routing configuration's text, for `GET /api/v2/status`.
+    pub notify_config_text: Arc<String>,
+    pub started_ms: i64,
 }
 
 pub fn router(api: Api) -> Router {
@@ -54,6 +60,7 @@ pub fn router(api: Api) -> Router {
         .route("/metrics", get(own_metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .merge(alertmanager::router())
         .with_state(api)
 }
 

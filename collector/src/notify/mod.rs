@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod email;
+pub mod integrations;
 pub mod outbox;
 pub mod payload;
 pub mod webhook;

@@ -9,8 +9,8 @@ const M: i64 = 60 * S;
 struct Fixture {
     /// (label, value, route) — an alert goes to the first route whose label matches, or the
     /// root `{}` route when none does; `continue_all` sends it to every matching one.
-    routes: Vec<(String, String, RouteOpts)>,
-    root: Option<RouteOpts>,
+    routes: Vec<(String, String, GroupRoute)>,
+    root: Option<GroupRoute>,
     continue_all: bool,
     integrations: HashMap<String, Vec<IntegrationRef>>,
     silences: Vec<(String, String, i64, i64)>,
@@ -20,9 +20,10 @@ struct Fixture {
     muted_routes: Vec<(String, i64, i64)>,
 }
 
-fn route(key: &str, receiver: &str, group_by: Option<&[&str]>) -> RouteOpts {
-    RouteOpts {
+fn route(key: &str, receiver: &str, group_by: Option<&[&str]>) -> GroupRoute {
+    GroupRoute {
         route_key: key.to_owned(),
+        route_id: key.to_owned(),
         receiver: receiver.to_owned(),
         group_by: group_by.map(|g| g.iter().map(|s| (*s).to_owned()).collect()),
         group_wait_ms: 30 * S,
@@ -49,7 +50,7 @@ impl Fixture {
 }
 
 impl Policy for Fixture {
-    fn routes(&self, labels: &LabelSet) -> Vec<RouteOpts> {
+    fn routes(&self, labels: &LabelSet) -> Vec<GroupRoute> {
         let mut out = Vec::new();
         for (name, value, r) in &self.routes {
             if labels.get(name) == Some(value) {

@@ -1,0 +1,626 @@
+//! The dispatcher task: the one owner of notification state — alerts as receivers see them,
+//! aggregation groups, the notification log and silences.
+//!
+//! Inputs arrive over one bounded channel as `Command`s: alert transitions from the rule
+//! manager (through `alert_events`), alerts posted to `POST /api/v2/alerts`, silence changes
+//! and reads from the API, and configuration reloads. The task drives the pure core
+//! (`alert::dispatch`) with the time of its `Clock`, and at every due flush persists the
+//! notifications and their log entries in one transaction (`Store::enqueue_notifications`)
+//! before handing them to the outbox worker (`notify::outbox`), so a notification is either
+//! durable or was never decided. At start it restores silences and the notification log from
+//! the store; the rule manager re-announces the alerts that fire.
+//!
+//! Shutdown: when `stop` fires the task returns; the outbox channel closes with it. Anything
+//! not yet flushed is decided again after a restart from the re-announced alerts and the
+//! persisted log.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::amconfig::{self, AmConfig, ConfigErrors};
+use super::dispatch::{AlertStatus, Dispatch, GroupRoute, IntegrationRef, Policy};
+use super::inhibit::Inhibitor;
+use super::matcher::{MatchType, Matcher};
+use super::silence::{GettableSilence, PostableSilence, Silence, SilenceError, SilenceState};
+use crate::clock::Clock;
+use crate::notify::config::Receiver;
+use crate::notify::outbox::OutboxSender;
+use crate::notify::{LabelSet, NotifyAlert};
+use crate::store::{OutboxRow, SilenceRow, Store};
+
+/// The routing configuration (Alertmanager's YAML) as the dispatcher uses it.
+#[derive(Clone, Debug)]
+pub struct Routing {
+    pub config: AmConfig,
+    /// Built once from `config.inhibit_rules`.
+    inhibitor: Inhibitor,
+    /// The configuration file's text, for `GET /api/v2/status`.
+    pub text: String,
+}
+
+/// The routing in force when no configuration file is given: every alert goes to the receiver
+/// `default`, which has no integrations. Alerts, silences and the API work; nothing is sent.
+pub const DEFAULT_ROUTING: &str = "route:\n  receiver: default\nreceivers:\n  - name: default\n";
+
+impl Routing {
+    pub fn new(config: AmConfig, text: String) -> Routing {
+        Routing {
+            inhibitor: config.inhibitor(),
+            config,
+            text,
+        }
+    }
+
+    /// Loads the configuration file, or the default routing when there is none.
+    pub fn load(path: Option<&std::path::Path>) -> Result<Routing, ConfigErrors> {
+        match path {
+            Some(path) => {
+                let config = amconfig::load(path)?;
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                Ok(Routing::new(config, text))
+            }
+            None => {
+                let path = std::path::Path::new("<default routing>");
+                let config = amconfig::parse(path, DEFAULT_ROUTING, &|p: &std::path::Path| {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("{} (the default routing reads no files)", p.display()),
+                    ))
+                })?;
+                Ok(Routing::new(config, DEFAULT_ROUTING.to_owned()))
+            }
+        }
+    }
+
+    /// Receivers by name.
+    pub fn receivers(&self) -> BTreeMap<String, Receiver> {
+        self.config
+            .receivers
+            .iter()
+            .map(|r| (r.name.clone(), r.clone()))
+            .collect()
+    }
+
+    /// The integration ids of a receiver, in configuration order: `receiver/kind/index`.
+    pub fn integrations(&self, receiver: &str) -> Vec<IntegrationRef> {
+        let Some(r) = self.config.receiver(receiver) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, w) in r.webhook.iter().enumerate() {
+            out.push(IntegrationRef {
+                id: format!("{receiver}/webhook/{i}"),
+                send_resolved: w.send_resolved,
+            });
+        }
+        for (i, e) in r.email.iter().enumerate() {
+            out.push(IntegrationRef {
+                id: format!("{receiver}/email/{i}"),
+                send_resolved: e.send_resolved,
+            });
+        }
+        out
+    }
+}
+
+/// The configuration and silences, seen as the core's `Policy`.
+struct View<'a> {
+    routing: &'a Routing,
+    silences: &'a BTreeMap<String, Silence>,
+}
+
+impl Policy for View<'_> {
+    fn routes(&self, labels: &LabelSet) -> Vec<GroupRoute> {
+        self.routing
+            .config
+            .route
+            .matching_routes(labels)
+            .into_iter()
+            .map(|node| GroupRoute {
+                route_key: node.key.clone(),
+                route_id: node.id.clone(),
+                receiver: node.opts.receiver.clone(),
+                group_by: if node.opts.group_by_all {
+                    None
+                } else {
+                    Some(node.opts.group_by.iter().cloned().collect())
+                },
+                group_wait_ms: node.opts.group_wait.as_millis() as i64,
+                group_interval_ms: node.opts.group_interval.as_millis() as i64,
+                repeat_interval_ms: node.opts.repeat_interval.as_millis() as i64,
+            })
+            .collect()
+    }
+
+    fn integrations(&self, receiver: &str) -> Vec<IntegrationRef> {
+        self.routing.integrations(receiver)
+    }
+
+    fn route_muted(&self, route_id: &str, now_ms: i64) -> bool {
+        self.routing
+            .config
+            .route
+            .by_id(route_id)
+            .is_some_and(|node| self.routing.config.route_muted(node, now_ms))
+    }
+
+    fn silenced_by(&self, labels: &LabelSet, now_ms: i64) -> Vec<String> {
+        self.silences
+            .values()
+            .filter(|s| s.mutes(labels, now_ms))
+            .map(|s| s.id.clone())
+            .collect()
+    }
+
+    fn inhibited(&self, labels: &LabelSet, firing: &mut dyn Iterator<Item = &LabelSet>) -> bool {
+        self.routing.inhibitor.is_inhibited(labels, firing)
+    }
+}
+
+/// Errors the dispatcher answers API calls with.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error("{0}")]
+    InvalidSilence(#[from] SilenceError),
+    #[error("silence {0} not found")]
+    SilenceNotFound(String),
+    #[error("silence {0} is already expired")]
+    SilenceExpired(String),
+    #[error("storing failed (retry later): {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("the dispatcher is shutting down")]
+    Closed,
+}
+
+/// An alert with its current status, for `GET /api/v2/alerts`.
+#[derive(Clone, Debug)]
+pub struct AlertView {
+    pub alert: NotifyAlert,
+    pub status: AlertStatus,
+    pub now_ms: i64,
+}
+
+/// Requests to the dispatcher task. Each carries the reply channel its sender awaits.
+pub enum Command {
+    /// New or updated alerts (rule transitions, `POST /api/v2/alerts`).
+    Alerts(Vec<NotifyAlert>),
+    ListAlerts(oneshot::Sender<Vec<AlertView>>),
+    PutSilence(
+        PostableSilence,
+        oneshot::Sender<Result<String, DispatchError>>,
+    ),
+    ExpireSilence(String, oneshot::Sender<Result<(), DispatchError>>),
+    ListSilences(oneshot::Sender<Vec<GettableSilence>>),
+    Reload(Box<Routing>),
+}
+
+/// A cheap, cloneable handle to the dispatcher task.
+#[derive(Clone)]
+pub struct DispatcherHandle {
+    tx: mpsc::Sender<Command>,
+    resolve_timeout: Duration,
+    clock: Clock,
+}
+
+impl DispatcherHandle {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, DispatchError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(make(tx))
+            .await
+            .map_err(|_| DispatchError::Closed)?;
+        rx.await.map_err(|_| DispatchError::Closed)
+    }
+
+    /// Hands alerts to the dispatcher; waits while its queue is full (back-pressure on the
+    /// sender rather than a drop).
+    pub async fn send_alerts(&self, alerts: Vec<NotifyAlert>) -> Result<(), DispatchError> {
+        self.tx
+            .send(Command::Alerts(alerts))
+            .await
+            .map_err(|_| DispatchError::Closed)
+    }
+
+    pub async fn alerts(&self) -> Result<Vec<AlertView>, DispatchError> {
+        self.ask(Command::ListAlerts).await
+    }
+
+    /// Creates a silence (or replaces the one with the body's id); returns its id.
+    pub async fn put_silence(&self, body: PostableSilence) -> Result<String, DispatchError> {
+        self.ask(|tx| Command::PutSilence(body, tx)).await?
+    }
+
+    pub async fn expire_silence(&self, id: String) -> Result<(), DispatchError> {
+        self.ask(|tx| Command::ExpireSilence(id, tx)).await?
+    }
+
+    pub async fn silences(&self) -> Result<Vec<GettableSilence>, DispatchError> {
+        self.ask(Command::ListSilences).await
+    }
+
+    pub async fn reload(&self, routing: Routing) -> Result<(), DispatchError> {
+        self.tx
+            .send(Command::Reload(Box::new(routing)))
+            .await
+            .map_err(|_| DispatchError::Closed)
+    }
+
+    /// `resolve_timeout` of the configuration in force at start, for alerts posted without an
+    /// end.
+    pub fn resolve_timeout(&self) -> Duration {
+        self.resolve_timeout
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+}
+
+pub struct Dispatcher {
+    store: Store,
+    routing: Arc<Routing>,
+    clock: Clock,
+    core: Dispatch,
+    silences: BTreeMap<String, Silence>,
+    /// Commands from the handles; every handle is held by the API, the alert-event bridge and
+    /// the reloader, and the channel closes when they are all gone.
+    commands: mpsc::Receiver<Command>,
+    /// New outbox entries to the outbox worker, which ends when this sender is dropped.
+    outbox: OutboxSender,
+}
+
+impl Dispatcher {
+    /// `capacity` bounds the command channel.
+    pub fn new(
+        store: Store,
+        routing: Routing,
+        external_url: String,
+        clock: Clock,
+        outbox: OutboxSender,
+        capacity: usize,
+    ) -> (Dispatcher, DispatcherHandle) {
+        let (tx, commands) = mpsc::channel(capacity.max(1));
+        let handle = DispatcherHandle {
+            tx,
+            resolve_timeout: routing.config.global.resolve_timeout,
+            clock,
+        };
+        (
+            Dispatcher {
+                store,
+                routing: Arc::new(routing),
+                clock,
+                core: Dispatch::new(external_url),
+                silences: BTreeMap::new(),
+                commands,
+                outbox,
+            },
+            handle,
+        )
+    }
+
+    /// Loads silences and the notification log, then serves until `stop` fires.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        match self.store.load_silences().await {
+            Ok(rows) => {
+                for row in rows {
+                    match serde_json::from_str::<PostableSilence>(&row.body)
+                        .map_err(|e| e.to_string())
+                        .and_then(|body| silence_from_stored(&body, row.updated_at))
+                    {
+                        Ok(silence) => {
+                            self.silences.insert(silence.id.clone(), silence);
+                        }
+                        Err(e) => {
+                            tracing::error!(id = %row.id, error = %e, "skipping an unreadable stored silence")
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "could not load silences"),
+        }
+        match self.store.load_notification_log().await {
+            Ok(entries) => self.core.restore_log(entries),
+            Err(e) => tracing::error!(error = %e, "could not load the notification log"),
+        }
+        let mut last_tick = self.clock.now_ms();
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let now = self.clock.now_ms();
+            self.on_silences_ended(last_tick, now);
+            last_tick = now;
+            self.flush(now).await;
+            self.publish_sizes(now);
+            let wake = self.next_wake(now);
+            let sleep = match wake {
+                Some(at) => tokio::time::sleep_until(self.clock.instant_at(at)),
+                None => tokio::time::sleep(Duration::from_secs(60)),
+            };
+            tokio::select! {
+                _ = stop.changed() => {}
+                command = self.commands.recv() => match command {
+                    Some(command) => self.handle(command).await,
+                    None => break,
+                },
+                _ = sleep => {}
+            }
+        }
+        tracing::debug!("dispatcher stopped");
+    }
+
+    /// The next group flush or silence boundary.
+    fn next_wake(&self, now: i64) -> Option<i64> {
+        let silence_edges = self
+            .silences
+            .values()
+            .flat_map(|s| [s.starts_at_ms, s.ends_at_ms])
+            .filter(|t| *t > now);
+        self.core.next_due().into_iter().chain(silence_edges).min()
+    }
+
+    /// Silences that ended in `(from, to]`: the groups of the firing alerts they muted flush
+    /// at once, so receivers hear that those alerts still fire.
+    fn on_silences_ended(&mut self, from: i64, to: i64) {
+        let ended: Vec<Silence> = self
+            .silences
+            .values()
+            .filter(|s| s.ends_at_ms > from && s.ends_at_ms <= to)
+            .cloned()
+            .collect();
+        for silence in ended {
+            let touched = self.core.flush_now_where(
+                |labels| silence.matchers.iter().all(|m| m.matches(labels)),
+                to,
+            );
+            if touched > 0 {
+                metrics::counter!("redline_collector_silences_expired_while_firing_total")
+                    .increment(1);
+                tracing::warn!(
+                    silence = %silence.id,
+                    groups = touched,
+                    "silence ended while its alerts still fire; notifying now"
+                );
+            }
+        }
+    }
+
+    fn view(&self) -> View<'_> {
+        View {
+            routing: &self.routing,
+            silences: &self.silences,
+        }
+    }
+
+    async fn handle(&mut self, command: Command) {
+        let now = self.clock.now_ms();
+        match command {
+            Command::Alerts(alerts) => {
+                let routing = self.routing.clone();
+                let view = View {
+                    routing: &routing,
+                    silences: &self.silences,
+                };
+                for alert in alerts {
+                    self.core.insert(alert, &view, now);
+                }
+            }
+            Command::ListAlerts(reply) => {
+                let views = self
+                    .core
+                    .alerts(&self.view(), now)
+                    .into_iter()
+                    .map(|(alert, status)| AlertView {
+                        alert,
+                        status,
+                        now_ms: now,
+                    })
+                    .collect();
+                let _ = reply.send(views);
+            }
+            Command::PutSilence(body, reply) => {
+                let _ = reply.send(self.put_silence(body, now).await);
+            }
+            Command::ExpireSilence(id, reply) => {
+                let _ = reply.send(self.expire_silence(&id, now).await);
+            }
+            Command::ListSilences(reply) => {
+                let mut list: Vec<GettableSilence> =
+                    self.silences.values().map(|s| s.to_gettable(now)).collect();
+                // Alertmanager lists active, then pending, then expired silences.
+                list.sort_by_key(|s| match s.status.state {
+                    SilenceState::Active => 0,
+                    SilenceState::Pending => 1,
+                    SilenceState::Expired => 2,
+                });
+                let _ = reply.send(list);
+            }
+            Command::Reload(routing) => {
+                self.routing = Arc::new(*routing);
+                tracing::info!("notification routing reloaded");
+            }
+        }
+    }
+
+    async fn put_silence(
+        &mut self,
+        body: PostableSilence,
+        now: i64,
+    ) -> Result<String, DispatchError> {
+        let mut silence = Silence::from_postable(&body, now)?;
+        if !silence.id.is_empty() {
+            match self.silences.get(&silence.id) {
+                None => return Err(DispatchError::SilenceNotFound(silence.id)),
+                Some(old) if old.state(now) == SilenceState::Expired => {
+                    return Err(DispatchError::SilenceExpired(silence.id));
+                }
+                Some(_) => {}
+            }
+        } else {
+            silence.id = new_silence_id(&silence, now);
+        }
+        self.persist_silence(&silence).await?;
+        let id = silence.id.clone();
+        self.silences.insert(id.clone(), silence);
+        Ok(id)
+    }
+
+    async fn expire_silence(&mut self, id: &str, now: i64) -> Result<(), DispatchError> {
+        let Some(old) = self.silences.get(id) else {
+            return Err(DispatchError::SilenceNotFound(id.to_owned()));
+        };
+        if old.state(now) == SilenceState::Expired {
+            return Err(DispatchError::SilenceExpired(id.to_owned()));
+        }
+        let mut silence = old.clone();
+        // Alertmanager: a pending silence expires by starting and ending now.
+        if silence.starts_at_ms > now {
+            silence.starts_at_ms = now;
+        }
+        silence.ends_at_ms = now;
+        silence.updated_at_ms = now;
+        self.persist_silence(&silence).await?;
+        let ended_at = now;
+        self.silences.insert(id.to_owned(), silence);
+        // Treat the expiry like a silence reaching its end.
+        self.on_silences_ended(ended_at - 1, ended_at);
+        Ok(())
+    }
+
+    async fn persist_silence(&self, silence: &Silence) -> Result<(), DispatchError> {
+        let gettable = silence.to_gettable(silence.updated_at_ms);
+        let body = PostableSilence {
+            id: silence.id.clone(),
+            matchers: gettable.matchers,
+            starts_at: gettable.starts_at,
+            ends_at: gettable.ends_at,
+            created_by: gettable.created_by,
+            comment: gettable.comment,
+        };
+        let body = serde_json::to_string(&body)
+            .map_err(|e| DispatchError::Store(crate::store::StoreError::Commit(e.to_string())))?;
+        self.store
+            .put_silence(SilenceRow {
+                id: silence.id.clone(),
+                body,
+                ends_at: silence.ends_at_ms,
+                updated_at: silence.updated_at_ms,
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn flush(&mut self, now: i64) {
+        let routing = self.routing.clone();
+        let view = View {
+            routing: &routing,
+            silences: &self.silences,
+        };
+        let outgoing = self.core.flush_due(&view, now);
+        if outgoing.is_empty() {
+            return;
+        }
+        let (entries, log): (Vec<_>, Vec<_>) =
+            outgoing.into_iter().map(|o| (o.entry, o.log)).unzip();
+        match self.store.enqueue_notifications(entries.clone(), log).await {
+            Ok(ids) => {
+                for (entry, id) in entries.into_iter().zip(ids) {
+                    let row = OutboxRow {
+                        id,
+                        integration: entry.integration,
+                        idempotency_key: entry.idempotency_key,
+                        notification: entry.notification,
+                        created_at: entry.created_at,
+                        next_attempt_at: entry.created_at,
+                        attempts: 0,
+                    };
+                    if self.outbox.send(row).await.is_err() {
+                        // The worker is gone (shutdown); the entry is in SQLite and is
+                        // delivered after the restart.
+                        break;
+                    }
+                }
+            }
+            Err(e) => {
+                // Not durable, so not decided: put the alerts back so the next flush (or the
+                // next start) decides again. The in-memory log already moved on, which at
+                // worst delays these alerts to the next repeat; count it loudly.
+                metrics::counter!("redline_collector_notifications_dropped_total", "reason" => "store")
+                    .increment(entries.len() as u64);
+                tracing::error!(error = %e, notifications = entries.len(), "could not persist notifications");
+                for entry in entries {
+                    for alert in entry.notification.alerts {
+                        self.core.insert(alert, &view, now);
+                    }
+                }
+            }
+        }
+    }
+
+    fn publish_sizes(&self, now: i64) {
+        let (alerts, groups) = self.core.sizes();
+        metrics::gauge!("redline_collector_dispatch_alerts").set(alerts as f64);
+        metrics::gauge!("redline_collector_dispatch_groups").set(groups as f64);
+        let active = self
+            .silences
+            .values()
+            .filter(|s| s.state(now) == SilenceState::Active)
+            .count();
+        metrics::gauge!("redline_collector_silences_active").set(active as f64);
+    }
+}
+
+/// A silence read back from the store: its stored update time, and none of the checks a new
+/// silence gets (it may have expired, or been expired by hand with start = end, meanwhile).
+fn silence_from_stored(body: &PostableSilence, updated_at: i64) -> Result<Silence, String> {
+    let time = |field: &str, v: &str| {
+        v.parse::<jiff::Timestamp>()
+            .map(|t| t.as_millisecond())
+            .map_err(|e| format!("{field}: {e}"))
+    };
+    let matchers = body
+        .matchers
+        .iter()
+        .map(|m| {
+            Matcher::new(
+                MatchType::from_flags(m.is_regex, m.is_equal),
+                &m.name,
+                &m.value,
+            )
+            .map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Silence {
+        id: body.id.clone(),
+        matchers,
+        starts_at_ms: time("startsAt", &body.starts_at)?,
+        ends_at_ms: time("endsAt", &body.ends_at)?,
+        updated_at_ms: updated_at,
+        created_by: body.created_by.clone(),
+        comment: body.comment.clone(),
+    })
+}
+
+/// A new silence id: a UUID-shaped string (version 4 layout) from random bits, as Alertmanager
+/// uses UUIDs.
+fn new_silence_id(silence: &Silence, now: i64) -> String {
+    let a: u64 = rand::random();
+    let b: u64 = rand::random::<u64>() ^ (now as u64) ^ silence.matchers.len() as u64;
+    let a = (a & 0xffff_ffff_ffff_0fff) | 0x0000_0000_0000_4000;
+    let b = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xffff,
+        b >> 48,
+        b & 0xffff_ffff_ffff
+    )
+}

@@ -202,8 +202,10 @@ impl Collector {
         // outbox in SQLite → outbox worker → receivers. Each channel is bounded; the senders
         // wait when a stage is behind rather than drop a page.
         let clock = clock::Clock::new();
-        let (integrations, problems) =
-            notify::integrations::Integrations::new(&self.routing.receivers(), None);
+        let (integrations, problems) = notify::integrations::Integrations::new(
+            &self.routing.receivers(),
+            Some(notify::template::renderer()),
+        );
         for problem in problems {
             tracing::error!(problem = %problem, "integration cannot deliver");
         }

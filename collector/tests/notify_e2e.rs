@@ -6,6 +6,8 @@
 //! outage.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -218,13 +220,31 @@ fn hmac_hex(secret: &str, body: &[u8]) -> String {
 }
 
 #[tokio::test]
-async fn issue_4_threshold_crossing_reaches_the_webhook_then_resolves() {
+async fn issue_4_threshold_crossing_reaches_the_webhook_and_the_mail_then_resolves() {
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("rules");
     std::fs::create_dir(&rules).unwrap();
     write(&rules, "host.yml", RULES);
     let (hook, hook_addr) = Hook::start().await;
-    let routing_file = write(dir.path(), "alertmanager.yml", &routing(hook_addr, "0s"));
+    let smtp = support::smtp::Sink::start(&[]).await;
+    // The webhook receiver plus an email integration on the same receiver, with a templated
+    // subject header as Alertmanager users write them, and STARTTLS not required (the test
+    // SMTP server speaks plain text).
+    let config = routing(hook_addr, "0s")
+        + &format!(
+            r#"
+    email_configs:
+      - to: oncall@example.com
+        from: redline@example.com
+        smarthost: 127.0.0.1:{}
+        require_tls: false
+        send_resolved: true
+        headers:
+          Subject: '[{{{{ .Status | toUpper }}}}] {{{{ .CommonLabels.alertname }}}} on {{{{ .CommonLabels.host_name }}}}'
+"#,
+            smtp.port
+        );
+    let routing_file = write(dir.path(), "alertmanager.yml", &config);
     let collector = start(&dir.path().join("data"), &rules, &routing_file).await;
 
     collector.send("cpu.load", "web1", 97.0).await;
@@ -261,9 +281,25 @@ async fn issue_4_threshold_crossing_reaches_the_webhook_then_resolves() {
         assert_eq!(signature, format!("sha256={}", hmac_hex("s3cret", body)));
     }
 
+    let mail = &smtp.messages(1).await[0];
+    assert_eq!(mail["subject"], "[FIRING] CpuHot on web1");
+    assert_eq!(mail["rcpt_tos"][0], "oncall@example.com");
+    assert_eq!(mail["content_type"], "multipart/alternative");
+    let parts = mail["parts"].as_array().unwrap();
+    assert_eq!(parts[0]["content_type"], "text/plain");
+    assert_eq!(parts[1]["content_type"], "text/html");
+    assert!(
+        parts[0]["body"]
+            .as_str()
+            .unwrap()
+            .contains("CPU on web1 at 97")
+    );
+
     collector.send("cpu.load", "web1", 12.0).await;
     let payloads = hook.wait_for(2).await;
     let resolved = &payloads[1];
+    let mails = smtp.messages(2).await;
+    assert_eq!(mails[1]["subject"], "[RESOLVED] CpuHot on web1");
     assert_eq!(resolved["status"], "resolved");
     assert_eq!(resolved["alerts"][0]["status"], "resolved");
     assert_ne!(resolved["alerts"][0]["endsAt"], "0001-01-01T00:00:00Z");

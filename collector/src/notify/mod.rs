@@ -11,6 +11,7 @@ pub mod email;
 pub mod integrations;
 pub mod outbox;
 pub mod payload;
+pub mod template;
 pub mod webhook;
 
 use std::collections::BTreeMap;

@@ -53,6 +53,48 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Silences on a running collector (or any Alertmanager), like `amtool silence`.
+    Silence {
+        /// Base URL of the collector's HTTP API.
+        #[arg(long, global = true, default_value = "http://127.0.0.1:9190")]
+        url: String,
+        #[command(subcommand)]
+        command: SilenceCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SilenceCommand {
+    /// Silence alerts matching every matcher (`alertname=HighCPU`, `instance=~"web.*"`; a bare
+    /// first word means `alertname=`); prints the new silence's id.
+    Add {
+        #[arg(required = true)]
+        matchers: Vec<String>,
+        #[arg(long, default_value = "")]
+        comment: String,
+        #[arg(long, default_value_t = default_author())]
+        author: String,
+        /// How long the silence lasts, e.g. `2h`, `30m`.
+        #[arg(long, default_value = "1h")]
+        duration: humantime::Duration,
+    },
+    /// List active and pending silences (with `--expired`, expired ones).
+    Query {
+        #[arg(long)]
+        expired: bool,
+        /// Print JSON (Alertmanager's `gettableSilences`) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Expire silences now.
+    Expire {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+}
+
+fn default_author() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "redline".to_owned())
 }
 
 #[derive(Subcommand)]
@@ -117,8 +159,17 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+        Command::Silence { url, command } => silence(&url, command),
         Command::Validate { config } => match load(Some(&config)) {
-            Ok(_) => {
+            Ok(loaded) => {
+                // The routing file is part of the configuration: `ExecStartPre` must catch
+                // its errors too.
+                if let Err(e) = redline_collector::alert::dispatcher::Routing::load(
+                    loaded.notify.config_file.as_deref(),
+                ) {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
                 println!("{}: ok", config.display());
                 ExitCode::SUCCESS
             }
@@ -160,6 +211,52 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn silence(url: &str, command: SilenceCommand) -> ExitCode {
+    use redline_collector::alert::silence_cli;
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match command {
+            SilenceCommand::Add {
+                matchers,
+                comment,
+                author,
+                duration,
+            } => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0);
+                silence_cli::add(url, &matchers, &comment, &author, duration.into(), now)
+                    .await
+                    .map(|id| format!("{id}\n"))
+            }
+            SilenceCommand::Query { expired, json } => silence_cli::query(url, expired, json).await,
+            SilenceCommand::Expire { ids } => {
+                silence_cli::expire(url, &ids).await.map(|()| String::new())
+            }
+        }
+    });
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

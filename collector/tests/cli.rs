@@ -35,6 +35,20 @@ fn validate_accepts_good_files_and_names_the_key_in_bad_ones() {
         assert!(text.contains(needle), "{yaml}: {text}");
         assert!(text.contains("collector.yaml"), "{text}");
     }
+    // The routing file named by `notify.config_file` is validated too, with its position.
+    let dir = tempfile::tempdir().unwrap();
+    let routing = dir.path().join("alertmanager.yml");
+    std::fs::write(
+        &routing,
+        "route:\n  receiver: nobody\nreceivers:\n  - name: ops\n",
+    )
+    .unwrap();
+    let (ok, text) = validate(&format!("notify:\n  config_file: {}\n", routing.display()));
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("alertmanager.yml:2:") && text.contains("nobody"),
+        "{text}"
+    );
     let out = Command::new(BIN)
         .args(["validate", "--config", "/nonexistent/collector.yaml"])
         .output()

@@ -520,3 +520,75 @@ async fn issue_4_posted_alerts_and_silences_through_amtool() {
     assert_eq!(r.status(), 400);
     collector.stop().await;
 }
+
+/// Runs `redline-collector silence …` against our API.
+async fn silence_cli(url: &str, args: &[&str]) -> (bool, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_redline-collector"))
+        .arg("silence")
+        .args(args)
+        .arg(format!("--url={url}"))
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[tokio::test]
+async fn issue_4_silences_through_the_redline_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let (_hook, hook_addr) = Hook::start().await;
+    let routing_file = write(dir.path(), "alertmanager.yml", &routing(hook_addr, "0s"));
+    let collector = start(&dir.path().join("data"), &rules, &routing_file).await;
+    let base = format!("http://{}", collector.http);
+
+    let (ok, id) = silence_cli(
+        &base,
+        &[
+            "add",
+            "HighCPU",
+            "instance=~\"web.*\"",
+            "--comment=deploy",
+            "--author=ci",
+            "--duration=2h",
+        ],
+    )
+    .await;
+    assert!(ok, "{id}");
+    let id = id.trim().to_owned();
+    let (ok, table) = silence_cli(&base, &["query"]).await;
+    assert!(ok, "{table}");
+    assert!(table.starts_with("ID"), "{table}");
+    assert!(
+        table.contains(&id) && table.contains("alertname=\"HighCPU\""),
+        "{table}"
+    );
+    assert!(
+        table.contains("instance=~\"web.*\"") && table.contains("deploy"),
+        "{table}"
+    );
+    // The same silence as Alertmanager's CLI sees it.
+    let listed: Value =
+        serde_json::from_str(&amtool(&base, &["silence", "query", "-o", "json"]).await).unwrap();
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["createdBy"], "ci");
+
+    let (ok, out) = silence_cli(&base, &["expire", &id]).await;
+    assert!(ok, "{out}");
+    let (_, json) = silence_cli(&base, &["query", "--expired", "--json"]).await;
+    let expired: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(expired[0]["status"]["state"], "expired");
+    // Errors name what is wrong.
+    let (ok, out) = silence_cli(&base, &["expire", "no-such-id"]).await;
+    assert!(
+        !ok && out.contains("404") && out.contains("no-such-id"),
+        "{out}"
+    );
+    let (ok, out) = silence_cli(&base, &["add", "a=~\"(\""]).await;
+    assert!(!ok && out.contains("matcher"), "{out}");
+    collector.stop().await;
+}

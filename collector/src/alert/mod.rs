@@ -9,5 +9,6 @@ pub mod manager;
 pub mod matcher;
 pub mod route;
 pub mod silence;
+pub mod silence_cli;
 pub mod state;
 pub mod timeinterval;

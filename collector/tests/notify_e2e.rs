@@ -592,3 +592,71 @@ async fn issue_4_silences_through_the_redline_cli() {
     assert!(!ok && out.contains("matcher"), "{out}");
     collector.stop().await;
 }
+
+/// A real Prometheus (Debian's 2.42) using Redline as its Alertmanager: its always-firing rule
+/// reaches our webhook receiver through `POST /api/v2/alerts` and our routing.
+#[tokio::test]
+async fn issue_4_prometheus_sends_its_alerts_to_redline() {
+    let Some(prometheus) = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("prometheus"))
+            .find(|p| p.is_file())
+    }) else {
+        panic!("prometheus is not on PATH (Debian package `prometheus`); run .ci/run");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let (hook, hook_addr) = Hook::start().await;
+    let routing_file = write(dir.path(), "alertmanager.yml", &routing(hook_addr, "0s"));
+    let collector = start(&dir.path().join("data"), &rules, &routing_file).await;
+
+    let prom_rules = write(
+        dir.path(),
+        "prom_rules.yml",
+        "groups:\n  - name: g\n    rules:\n      - alert: FromPrometheus\n        expr: vector(1)\n        labels:\n          severity: ticket\n        annotations:\n          summary: sent by a real Prometheus\n",
+    );
+    let prom_config = write(
+        dir.path(),
+        "prometheus.yml",
+        &format!(
+            "global:\n  evaluation_interval: 1s\nrule_files: [{}]\nalerting:\n  alertmanagers:\n    - api_version: v2\n      static_configs:\n        - targets: ['{}']\n",
+            prom_rules.display(),
+            collector.http
+        ),
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _prometheus = tokio::process::Command::new(prometheus)
+        .arg(format!("--config.file={}", prom_config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("prom").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        // The first evaluation can fire before service discovery has handed the notifier its
+        // Alertmanager; Prometheus then resends after this delay (default 1m).
+        .arg("--rules.alert.resend-delay=1s")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let payloads = hook.wait_for(1).await;
+    let alert = &payloads[0]["alerts"][0];
+    assert_eq!(alert["labels"]["alertname"], "FromPrometheus");
+    assert_eq!(alert["labels"]["severity"], "ticket");
+    assert_eq!(alert["annotations"]["summary"], "sent by a real Prometheus");
+    assert_eq!(alert["status"], "firing");
+    assert!(
+        alert["generatorURL"]
+            .as_str()
+            .unwrap()
+            .contains("/graph?g0.expr=vector%281%29"),
+        "{alert}"
+    );
+    collector.stop().await;
+}

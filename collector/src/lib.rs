@@ -10,11 +10,19 @@
 //!   into store batches (Prometheus' OTLP naming rules).
 //! - `query`: PromQL (Prometheus 2.x semantics): plan the selectors, fetch them from the store,
 //!   then evaluate purely over the fetched data.
-//! - `api`: the HTTP API (Prometheus- and Jaeger-shaped reads), `/metrics`, health.
+//! - `rules`: rule files in Prometheus' format, their templates and unit tests.
+//! - `alert`: the rule manager and alert state machine; Alertmanager's routing, silences and
+//!   inhibition; the notification dispatcher.
+//! - `notify`: notifications as receivers get them, webhooks, email, the durable outbox.
+//! - `clock`: wall-clock time through tokio's clock, for the schedulers.
+//! - `api`: the HTTP API (Prometheus- and Jaeger-shaped reads, Alertmanager's API v2),
+//!   `/metrics`, health.
 //! - `config`: the typed, validated configuration.
 //! - `telemetry`: the collector's own metrics, logs and spans.
 //!
-//! Data flow: receiver → convert → store.write (acknowledged after commit) → query/api reads.
+//! Data flow: receiver → convert → store.write (acknowledged after commit) → query/api reads;
+//! committed writes → rule groups → alert transitions → dispatcher (route, group, silence,
+//! inhibit) → outbox in SQLite → outbox worker → webhook / email.
 //!
 //! Lifecycle: `bind` opens the store and binds every listener (so port 0 works and errors
 //! surface before anything runs); `Collector::run` serves until the shutdown future completes,

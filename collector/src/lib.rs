@@ -421,6 +421,11 @@ async fn maintain(
                     Ok(out) => tracing::debug!(?out, "retention pass"),
                     Err(e) => tracing::error!(error = %e, "retention pass failed"),
                 }
+                let notify_cutoff = now.saturating_sub(config.notify.retention).as_millis() as i64;
+                match store.prune_notifications(notify_cutoff).await {
+                    Ok(removed) => tracing::debug!(removed, "notification retention pass"),
+                    Err(e) => tracing::error!(error = %e, "notification retention pass failed"),
+                }
             }
             _ = upkeep.tick() => metrics.run_upkeep(),
         }

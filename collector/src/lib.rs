@@ -33,6 +33,7 @@ pub mod alert;
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod detect;
 pub mod model;
 pub mod notify;
 pub mod query;

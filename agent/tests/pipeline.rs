@@ -358,7 +358,7 @@ fn one_span(name: &str) -> ExportTraceServiceRequest {
 async fn spans_sent_to_the_http_relay_reach_the_collector() {
     let (collector, record) = start_fake(Record::default()).await;
     let agent = start_agent(config(collector)).await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let url = format!("http://{}/v1/traces", agent.http);
 
     let resp = http
@@ -503,7 +503,7 @@ async fn full_queue_answers_503_with_retry_after() {
         record.metric_calls.load(Ordering::SeqCst) >= 1
     })
     .await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let url = format!("http://{}/v1/traces", agent.http);
     let send = || {
         http.post(&url)
@@ -531,7 +531,7 @@ async fn oversized_relay_body_is_413() {
     let mut cfg = config(collector);
     cfg.relay.max_request_bytes = 1024;
     let agent = start_agent(cfg).await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let url = format!("http://{}/v1/traces", agent.http);
     let big = one_span(&"x".repeat(4096)).encode_to_vec();
     let resp = http
@@ -755,4 +755,10 @@ async fn http_protocol_exports_gzip_protobuf_and_retries_503() {
         "{text}"
     );
     agent.stop().await;
+}
+
+/// A plain HTTP client for the tests (the workspace's reqwest needs a rustls provider).
+fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }

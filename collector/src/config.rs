@@ -48,6 +48,29 @@ pub struct RawConfig {
     pub rules: RawRules,
     #[serde(default)]
     pub notify: RawNotify,
+    #[serde(default)]
+    pub detect: RawDetect,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDetect {
+    /// Whether anomaly scores, span metrics and forecasts are computed. Default `true`.
+    pub enabled: Option<bool>,
+    /// PromQL selectors of the series to score, e.g. `system_cpu_utilization_ratio` or
+    /// `'{__name__=~"app_.*", job="api"}'`. Default: the agent's host metrics and the
+    /// trace-derived RED metrics (`derive::default_selectors`).
+    pub series: Option<Vec<String>>,
+    /// A score at or above this counts a series as anomalous in `anomaly_rate`. Default `0.9`.
+    pub threshold: Option<f64>,
+    /// How often span metrics, anomaly rates and forecasts are written. Default `15s`.
+    pub interval: Option<String>,
+    /// How long a score counts in `anomaly_rate`. Default `5m`.
+    pub rate_window: Option<String>,
+    /// History replayed into the detectors at start. Default `6h`.
+    pub warmup: Option<String>,
+    /// Most series scored; further series are not scored (counted). Default 100000.
+    pub max_series: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -164,6 +187,20 @@ pub struct NotifyConfig {
     pub retention: Duration,
 }
 
+/// Anomaly detection and derived series settings.
+#[derive(Clone, Debug)]
+pub struct DetectConfig {
+    pub enabled: bool,
+    pub series: Vec<String>,
+    pub threshold: f64,
+    pub interval: Duration,
+    pub flush_interval: Duration,
+    pub rate_window: Duration,
+    pub warmup: Duration,
+    pub max_series: usize,
+    pub max_span_keys: usize,
+}
+
 /// Rule evaluation settings.
 #[derive(Clone, Debug)]
 pub struct RulesConfig {
@@ -191,6 +228,7 @@ pub struct Config {
     pub otlp_traces_endpoint: Option<String>,
     pub rules: RulesConfig,
     pub notify: NotifyConfig,
+    pub detect: DetectConfig,
 }
 
 impl Default for Config {
@@ -355,9 +393,56 @@ impl Config {
                 raw.notify.retention.as_deref().unwrap_or("5d"),
             )?,
         };
+        let series = raw
+            .detect
+            .series
+            .unwrap_or_else(crate::derive::default_selectors);
+        if let Err(e) = crate::derive::Selectors::parse(&series) {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                key: "detect.series".into(),
+                problem: e,
+            });
+        }
+        let threshold = raw.detect.threshold.unwrap_or(0.9);
+        if !(0.0..=1.0).contains(&threshold) {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                key: "detect.threshold".into(),
+                problem: format!("{threshold} is not between 0 and 1"),
+            });
+        }
+        let detect = DetectConfig {
+            enabled: raw.detect.enabled.unwrap_or(true),
+            series,
+            threshold,
+            interval: parse_duration(
+                path,
+                "detect.interval",
+                raw.detect.interval.as_deref().unwrap_or("15s"),
+            )?,
+            flush_interval: Duration::from_secs(1),
+            rate_window: parse_duration(
+                path,
+                "detect.rate_window",
+                raw.detect.rate_window.as_deref().unwrap_or("5m"),
+            )?,
+            warmup: parse_duration(
+                path,
+                "detect.warmup",
+                raw.detect.warmup.as_deref().unwrap_or("6h"),
+            )?,
+            max_series: positive(
+                path,
+                "detect.max_series",
+                raw.detect.max_series.unwrap_or(100_000),
+            )?,
+            max_span_keys: 10_000,
+        };
         Ok(Config {
             rules,
             notify,
+            detect,
             data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from("./data")),
             retention: parse_duration(
                 path,

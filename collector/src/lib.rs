@@ -33,6 +33,7 @@ pub mod alert;
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod derive;
 pub mod detect;
 pub mod model;
 pub mod notify;
@@ -313,6 +314,17 @@ impl Collector {
         );
         let manager = tokio::spawn(manager.run(self.reload_rx, stop_rx.clone()));
         let dispatcher = tokio::spawn(dispatcher.run(stop_rx.clone()));
+        let derive = if self.config.detect.enabled {
+            match derive::Derive::new(self.store.clone(), self.config.detect.clone(), clock) {
+                Ok(d) => Some(tokio::spawn(d.run(stop_rx.clone()))),
+                Err(e) => {
+                    tracing::error!(error = %e, "derived series disabled");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let outbox = tokio::spawn(outbox.run(stop_rx.clone()));
         let maintenance = tokio::spawn(maintain(
             self.store.clone(),
@@ -344,6 +356,9 @@ impl Collector {
             // outbox worker finishes its attempts in flight (each bounded by its timeout).
             let _ = dispatcher.await;
             let _ = outbox.await;
+            if let Some(derive) = derive {
+                let _ = derive.await;
+            }
         };
         if tokio::time::timeout(Duration::from_secs(30), drain)
             .await

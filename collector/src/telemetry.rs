@@ -34,6 +34,21 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// family). A test checks that every name the code records appears here.
 pub const METRICS: &[(&str, &str, &str)] = &[
     (
+        "counter",
+        "redline_collector_derive_dropped_total",
+        "Samples or commits not used for derived series (anomaly scores, span metrics), by reason (queue_full, max_series, store).",
+    ),
+    (
+        "counter",
+        "redline_collector_anomaly_points_scored_total",
+        "Samples scored by the anomaly detectors.",
+    ),
+    (
+        "gauge",
+        "redline_collector_anomaly_series",
+        "Series with an anomaly detector.",
+    ),
+    (
         "gauge",
         "redline_collector_dispatch_alerts",
         "Alerts the notification dispatcher holds (firing, and resolved ones not yet reported).",

@@ -265,6 +265,9 @@ pub fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
 
 impl HttpClient {
     pub fn new(endpoint: &Url, timeout: Duration) -> anyhow::Result<HttpClient> {
+        // reqwest carries rustls without a built-in provider in this workspace; install ring as
+        // the process's provider (an error means one is installed already).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)

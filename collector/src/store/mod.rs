@@ -173,6 +173,39 @@ enum Command {
     /// Run a small write (notification state) on the write connection. The closure, built
     /// only inside this module, sends its own reply.
     Exec(Box<dyn FnOnce(&mut Connection) + Send>),
+    /// From now on, hand committed samples of matching series and summaries of committed
+    /// spans to this tap (replacing any earlier one).
+    Tap(CommitTap),
+}
+
+/// Picks the series whose committed samples the tap receives.
+pub type SeriesFilter = Arc<dyn Fn(&Labels) -> bool + Send + Sync>;
+
+/// The receiving end of committed data for derived series (anomaly scores, span metrics). The
+/// writer sends with `try_send`: a full channel drops that commit's copy (counted in
+/// `redline_collector_derive_dropped_total`), it never slows ingest.
+pub struct CommitTap {
+    pub filter: SeriesFilter,
+    pub tx: mpsc::Sender<Committed>,
+}
+
+/// What one group commit stored, as far as a tap asked for it.
+#[derive(Debug, Default)]
+pub struct Committed {
+    /// Accepted samples of the series the filter picked, in time order per series.
+    pub series: Vec<(Arc<Labels>, Vec<Sample>)>,
+    pub spans: Vec<SpanSummary>,
+}
+
+/// The parts of a span that span metrics need.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpanSummary {
+    pub service: String,
+    pub name: String,
+    pub kind: i32,
+    pub status_code: i32,
+    pub start_ns: i64,
+    pub end_ns: i64,
 }
 
 /// What a retention pass removed.
@@ -435,6 +468,22 @@ impl Store {
     /// Flushes the head and stops the writer. Later writes fail with `Closed`.
     pub async fn close(&self) -> Result<(), StoreError> {
         self.call(Command::Close).await
+    }
+
+    /// Taps committed data: after each commit, samples of the series `filter` picks and every
+    /// span's summary arrive on the returned channel (bounded by `capacity`; when it is full a
+    /// commit's copy is dropped and counted, ingest never waits).
+    pub async fn tap_commits(
+        &self,
+        filter: SeriesFilter,
+        capacity: usize,
+    ) -> Result<mpsc::Receiver<Committed>, StoreError> {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        self.commands
+            .send(Command::Tap(CommitTap { filter, tx }))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        Ok(rx)
     }
 
     /// Runs `f` on the writer's connection, between group commits, and returns its result.

@@ -59,6 +59,9 @@ pub(super) struct Writer {
     metadata: FastMap<String, MetricMeta>,
     next_id: i64,
     wal_bytes: usize,
+    /// Where committed data for derived series goes (`Store::tap_commits`); the derive task
+    /// holds the receiver and the tap ends when it is dropped.
+    tap: Option<super::CommitTap>,
 }
 
 impl Writer {
@@ -78,6 +81,7 @@ impl Writer {
             metadata: FastMap::default(),
             next_id: 1,
             wal_bytes: 0,
+            tap: None,
         };
         let started = Instant::now();
         let mut guard = writer.shared.write().map_err(|_| StoreError::Closed)?;
@@ -240,6 +244,10 @@ impl Writer {
             }
             Command::Exec(f) => {
                 f(&mut self.conn);
+                false
+            }
+            Command::Tap(tap) => {
+                self.tap = Some(tap);
                 false
             }
         }
@@ -548,13 +556,18 @@ impl Writer {
             for (id, labels) in &new_series {
                 shared.add_series(*id, labels.clone());
             }
-            for (id, samples) in grouped {
-                shared.head.entry(id).or_default().extend(samples);
+            for (id, samples) in &grouped {
+                shared
+                    .head
+                    .entry(*id)
+                    .or_default()
+                    .extend_from_slice(samples);
             }
             for m in &new_meta {
                 shared.metadata.insert(m.name.clone(), m.clone());
             }
         }
+        self.send_to_tap(&grouped, &spans);
         for (id, labels) in new_series {
             self.ids.insert(labels, id);
         }
@@ -572,6 +585,48 @@ impl Writer {
         metrics::counter!("redline_collector_logs_stored_total").increment(logs.len() as u64);
         metrics::gauge!("redline_collector_store_series").set(self.ids.len() as f64);
         Ok(outcomes)
+    }
+
+    /// Hands the tap its copy of a commit: samples of the series its filter picks, and span
+    /// summaries. Never blocks: a full channel drops the copy, a closed one removes the tap.
+    fn send_to_tap(&mut self, grouped: &[(i64, Vec<Sample>)], spans: &[crate::model::SpanRecord]) {
+        let Some(tap) = &self.tap else { return };
+        let mut committed = super::Committed::default();
+        {
+            let Ok(shared) = self.shared.read() else {
+                return;
+            };
+            for (id, samples) in grouped {
+                // The series index already holds this commit's new series.
+                if let Some(labels) = shared.labels.get(id).cloned()
+                    && (tap.filter)(&labels)
+                {
+                    committed.series.push((labels, samples.clone()));
+                }
+            }
+        }
+        committed.spans = spans
+            .iter()
+            .map(|s| super::SpanSummary {
+                service: s.service.clone(),
+                name: s.name.clone(),
+                kind: s.kind,
+                status_code: s.status_code,
+                start_ns: s.start_ns,
+                end_ns: s.end_ns,
+            })
+            .collect();
+        if committed.series.is_empty() && committed.spans.is_empty() {
+            return;
+        }
+        match tap.tx.try_send(committed) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!("redline_collector_derive_dropped_total", "reason" => "queue_full")
+                    .increment(1);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => self.tap = None,
+        }
     }
 
     /// Folds every head series into one chunk row and empties the `wal` table, atomically.

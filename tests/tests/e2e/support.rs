@@ -114,6 +114,8 @@ pub fn hostname() -> Option<String> {
 }
 
 fn client() -> reqwest::Client {
+    // The workspace's reqwest has rustls without a built-in provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()

@@ -1,0 +1,357 @@
+//! Derived series: anomaly scores of every scored series, the per-host anomaly rate,
+//! trace-derived RED metrics and capacity forecasts, written back to the store as ordinary
+//! series so plain PromQL rules can use them.
+//!
+//! Lifecycle: `Derive::run` taps the store's commits (`Store::tap_commits`: samples of the
+//! series the configured selectors pick, plus span summaries) over a bounded channel the
+//! writer never waits on (a full channel drops that commit's copy, counted). Before it serves,
+//! it warms each scored series' detector by replaying the last `warmup` of its samples from the
+//! store, so a restart does not start the detectors cold. Each committed sample of a scored
+//! series is scored at once (`detect::detector`, no look-ahead); the scores are written back in
+//! batches every `flush_interval`. Every `interval` it also writes the span metrics, the
+//! per-host anomaly rate and the forecasts. The task is the only owner of all this state; it
+//! ends when `stop` fires, after writing what it holds.
+//!
+//! Output names:
+//! - `anomaly_score{metric="<scored metric>", <the series' labels>}` in [0, 1];
+//! - `anomaly_rate{host_name}`: the share of the host's scored series whose latest score (within
+//!   `rate_window`) is at least `threshold`;
+//! - `traces_span_metrics_calls_total`, `traces_span_metrics_duration_seconds_*` (`spanmetrics`);
+//! - `forecast_seconds_to_full{metric=…, …}` (`forecast`).
+//!
+//! Counters (`*_total`) are scored as per-second rates between consecutive samples; a counter
+//! reset skips one point.
+
+pub mod forecast;
+pub mod spanmetrics;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::config::DetectConfig;
+use crate::detect::detector::{Detector, Params};
+use crate::model::{Labels, Matcher, Sample, SeriesSamples};
+use crate::store::{Committed, Store, WriteBatch};
+
+/// Output metric names; never scored themselves.
+pub const ANOMALY_SCORE: &str = "anomaly_score";
+pub const ANOMALY_RATE: &str = "anomaly_rate";
+pub const FORECAST: &str = "forecast_seconds_to_full";
+
+/// Series whose forecast is computed, with the capacity they fill up to.
+pub const FORECAST_SERIES: [(&str, f64); 2] = [
+    ("system_filesystem_utilization_ratio", 1.0),
+    ("system_memory_utilization_ratio", 1.0),
+];
+
+/// The scoring state of one series.
+struct Scored {
+    detector: Detector,
+    /// The previous raw sample of a counter, for rates.
+    previous: Option<Sample>,
+    counter: bool,
+    last_score: f64,
+    last_score_ms: i64,
+}
+
+/// Compiled selectors: a series is scored when any selector matches it.
+#[derive(Clone, Debug)]
+pub struct Selectors(Vec<Vec<Matcher>>);
+
+impl Selectors {
+    pub fn parse(texts: &[String]) -> Result<Selectors, String> {
+        texts
+            .iter()
+            .map(|t| crate::query::selector_matchers(t).map_err(|e| format!("{t:?}: {e}")))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Selectors)
+    }
+
+    pub fn matches(&self, labels: &Labels) -> bool {
+        let name = labels.metric_name();
+        if name == ANOMALY_SCORE || name == ANOMALY_RATE || name == FORECAST {
+            return false;
+        }
+        self.0.iter().any(|matchers| {
+            matchers
+                .iter()
+                .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
+        })
+    }
+}
+
+fn forecast_capacity(labels: &Labels) -> Option<f64> {
+    let name = labels.metric_name();
+    FORECAST_SERIES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, c)| *c)
+        // Memory fills up through the `used` state only.
+        .filter(|_| labels.get("state").is_none_or(|s| s == "used"))
+}
+
+/// Labels of a derived series: `__name__` replaced by `name`, the source metric in `metric`.
+fn derived_labels(name: &str, source: &Labels) -> Labels {
+    let mut pairs: Vec<(String, String)> = source
+        .iter()
+        .filter(|(k, _)| *k != "__name__" && *k != "metric")
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    pairs.push(("__name__".to_owned(), name.to_owned()));
+    pairs.push(("metric".to_owned(), source.metric_name().to_owned()));
+    Labels::new(pairs)
+}
+
+pub struct Derive {
+    store: Store,
+    config: DetectConfig,
+    selectors: Selectors,
+    clock: Clock,
+    params: Params,
+    scored: HashMap<Arc<Labels>, Scored>,
+    trends: HashMap<Arc<Labels>, forecast::Trend>,
+    spans: spanmetrics::SpanMetrics,
+    pending: Vec<SeriesSamples>,
+}
+
+impl Derive {
+    pub fn new(store: Store, config: DetectConfig, clock: Clock) -> Result<Derive, String> {
+        let selectors = Selectors::parse(&config.series)?;
+        Ok(Derive {
+            store,
+            spans: spanmetrics::SpanMetrics::new(config.max_span_keys),
+            config,
+            selectors,
+            clock,
+            params: Params::default(),
+            scored: HashMap::new(),
+            trends: HashMap::new(),
+            pending: Vec::new(),
+        })
+    }
+
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let selectors = self.selectors.clone();
+        let filter: crate::store::SeriesFilter = Arc::new(move |labels: &Labels| {
+            selectors.matches(labels) || forecast_capacity(labels).is_some()
+        });
+        let mut commits = match self.store.tap_commits(filter, 256).await {
+            Ok(rx) => rx,
+            Err(e) => {
+                tracing::error!(error = %e, "derived series disabled: cannot tap the store");
+                return;
+            }
+        };
+        self.warm_up().await;
+        let mut flush = tokio::time::interval(self.config.flush_interval);
+        let mut emit = tokio::time::interval(self.config.interval);
+        for i in [&mut flush, &mut emit] {
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i.reset();
+        }
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break,
+                committed = commits.recv() => match committed {
+                    Some(c) => self.on_commit(c),
+                    None => break,
+                },
+                _ = flush.tick() => self.write_pending().await,
+                _ = emit.tick() => {
+                    self.emit_periodic();
+                    self.write_pending().await;
+                }
+            }
+        }
+        self.write_pending().await;
+        tracing::debug!("derive task stopped");
+    }
+
+    /// Replays the recent history of every scored series into its detector.
+    async fn warm_up(&mut self) {
+        let now = self.clock.now_ms();
+        let start = now - self.config.warmup.as_millis() as i64;
+        let mut replayed = 0usize;
+        for matchers in self.selectors.0.clone() {
+            match self
+                .store
+                .select(matchers, start, now, self.config.max_series, usize::MAX)
+                .await
+            {
+                Ok(series) => {
+                    for data in series {
+                        replayed += data.samples.len();
+                        self.score_series(data.labels, &data.samples, false);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "detector warm-up skipped a selector"),
+            }
+        }
+        tracing::info!(
+            series = self.scored.len(),
+            samples = replayed,
+            "anomaly detectors warmed up"
+        );
+    }
+
+    fn on_commit(&mut self, committed: Committed) {
+        for span in &committed.spans {
+            self.spans.observe(span);
+        }
+        for (labels, samples) in committed.series {
+            if let Some(_capacity) = forecast_capacity(&labels) {
+                let trend = self.trends.entry(labels.clone()).or_default();
+                for s in &samples {
+                    trend.observe(s.timestamp_ms, s.value);
+                }
+            }
+            if self.selectors.matches(&labels) {
+                self.score_series(labels, &samples, true);
+            }
+        }
+    }
+
+    /// Scores samples of one series in order; with `emit`, queues the scores for writing.
+    fn score_series(&mut self, labels: Arc<Labels>, samples: &[Sample], emit: bool) {
+        if !self.scored.contains_key(&labels) {
+            if self.scored.len() >= self.config.max_series {
+                metrics::counter!("redline_collector_derive_dropped_total", "reason" => "max_series")
+                    .increment(samples.len() as u64);
+                return;
+            }
+            let counter = labels.metric_name().ends_with("_total");
+            self.scored.insert(
+                labels.clone(),
+                Scored {
+                    detector: Detector::new(&self.params),
+                    previous: None,
+                    counter,
+                    last_score: 0.0,
+                    last_score_ms: 0,
+                },
+            );
+        }
+        let Some(state) = self.scored.get_mut(&labels) else {
+            return;
+        };
+        let mut scores = Vec::new();
+        for s in samples {
+            let input = if state.counter {
+                let previous = state.previous.replace(*s);
+                match previous {
+                    Some(p) if s.timestamp_ms > p.timestamp_ms && s.value >= p.value => {
+                        (s.value - p.value) / ((s.timestamp_ms - p.timestamp_ms) as f64 / 1000.0)
+                    }
+                    // First point, a reset or a duplicate: nothing to score.
+                    _ => continue,
+                }
+            } else {
+                s.value
+            };
+            if !input.is_finite() {
+                continue;
+            }
+            let score = state.detector.observe(s.timestamp_ms, input);
+            state.last_score = score;
+            state.last_score_ms = s.timestamp_ms;
+            scores.push(Sample {
+                timestamp_ms: s.timestamp_ms,
+                value: score,
+            });
+        }
+        metrics::counter!("redline_collector_anomaly_points_scored_total")
+            .increment(scores.len() as u64);
+        if emit && !scores.is_empty() {
+            self.pending.push(SeriesSamples {
+                labels: derived_labels(ANOMALY_SCORE, &labels),
+                samples: scores,
+            });
+        }
+    }
+
+    /// Span metrics, anomaly rates per host and forecasts at now.
+    fn emit_periodic(&mut self) {
+        let now = self.clock.now_ms();
+        self.pending.extend(self.spans.series(now));
+        let window = self.config.rate_window.as_millis() as i64;
+        let mut hosts: HashMap<&str, (usize, usize)> = HashMap::new();
+        for (labels, state) in &self.scored {
+            if now - state.last_score_ms > window {
+                continue;
+            }
+            let Some(host) = labels.get("host_name") else {
+                continue;
+            };
+            let entry = hosts.entry(host).or_default();
+            entry.0 += 1;
+            if state.last_score >= self.config.threshold {
+                entry.1 += 1;
+            }
+        }
+        for (host, (total, anomalous)) in hosts {
+            self.pending.push(SeriesSamples {
+                labels: Labels::new(vec![
+                    ("__name__".to_owned(), ANOMALY_RATE.to_owned()),
+                    ("host_name".to_owned(), host.to_owned()),
+                ]),
+                samples: vec![Sample {
+                    timestamp_ms: now,
+                    value: anomalous as f64 / total as f64,
+                }],
+            });
+        }
+        for (labels, trend) in &self.trends {
+            let Some(capacity) = forecast_capacity(labels) else {
+                continue;
+            };
+            self.pending.push(SeriesSamples {
+                labels: derived_labels(FORECAST, labels),
+                samples: vec![Sample {
+                    timestamp_ms: now,
+                    value: trend.seconds_to(capacity, now),
+                }],
+            });
+        }
+        metrics::gauge!("redline_collector_anomaly_series").set(self.scored.len() as f64);
+    }
+
+    async fn write_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let batch = WriteBatch {
+            series: std::mem::take(&mut self.pending),
+            ..WriteBatch::default()
+        };
+        let points = batch.sample_count();
+        if let Err(e) = self.store.write(batch).await {
+            metrics::counter!("redline_collector_derive_dropped_total", "reason" => "store")
+                .increment(points as u64);
+            tracing::warn!(error = %e, points, "derived samples not written");
+        }
+    }
+}
+
+/// The series scored by default: the agent's host metrics and the trace-derived RED metrics.
+pub fn default_selectors() -> Vec<String> {
+    [
+        "system_cpu_utilization_ratio",
+        "system_cpu_load_average_1m",
+        "system_memory_utilization_ratio",
+        "system_paging_usage_bytes",
+        "system_filesystem_utilization_ratio",
+        "system_disk_io_bytes_total",
+        "system_disk_operations_total",
+        "system_network_io_bytes_total",
+        "system_network_errors_total",
+        "system_processes_count",
+        "traces_span_metrics_calls_total",
+        "traces_span_metrics_duration_seconds_sum",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}

@@ -53,6 +53,12 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Anomaly detection offline: run the detector over the Numenta Anomaly Benchmark (NAB)
+    /// and score results files the way NAB does.
+    Detect {
+        #[command(subcommand)]
+        command: DetectCommand,
+    },
     /// Silences on a running collector (or any Alertmanager), like `amtool silence`.
     Silence {
         /// Base URL of the collector's HTTP API.
@@ -60,6 +66,36 @@ enum Command {
         url: String,
         #[command(subcommand)]
         command: SilenceCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DetectCommand {
+    /// Run the production detector (fresh state per file) over every DATA_DIR/<category>/*.csv
+    /// and write NAB results files OUT_DIR/redline/<category>/redline_<file>.csv.
+    Nab {
+        data_dir: PathBuf,
+        out_dir: PathBuf,
+        /// NAB's labels/windows.json: fills the `label` column (1 inside a window), else 0.
+        #[arg(long)]
+        windows: Option<PathBuf>,
+    },
+    /// Score NAB results files (RESULTS_DIR/<detector>/<category>/<detector>_<file>.csv) with
+    /// NAB's scorer: prints each profile's threshold, raw and normalised score.
+    NabScore {
+        results_dir: PathBuf,
+        /// NAB's labels/windows.json.
+        #[arg(long)]
+        windows: PathBuf,
+        /// The detector name in the results paths.
+        #[arg(long, default_value = "redline")]
+        detector: String,
+        /// Also print per-file raw scores and TP/TN/FP/FN rows per profile (CSV).
+        #[arg(long)]
+        per_file: bool,
+        /// Score at this threshold for every profile instead of optimizing it.
+        #[arg(long)]
+        threshold: Option<f64>,
     },
 }
 
@@ -160,6 +196,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Silence { url, command } => silence(&url, command),
+        Command::Detect { command } => detect(command),
         Command::Validate { config } => match load(Some(&config)) {
             Ok(loaded) => {
                 // The routing file is part of the configuration: `ExecStartPre` must catch
@@ -212,6 +249,39 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+fn detect(command: DetectCommand) -> ExitCode {
+    use redline_collector::detect::nab::cli;
+    let (out, err) = (&mut std::io::stdout(), &mut std::io::stderr());
+    let ok = match command {
+        DetectCommand::Nab {
+            data_dir,
+            out_dir,
+            windows,
+        } => cli::run(&data_dir, &out_dir, windows.as_deref(), out, err),
+        DetectCommand::NabScore {
+            results_dir,
+            windows,
+            detector,
+            per_file,
+            threshold,
+        } => {
+            let options = cli::ScoreOptions {
+                results_dir: &results_dir,
+                windows: &windows,
+                detector: &detector,
+                per_file,
+                threshold,
+            };
+            cli::score(&options, out, err)
+        }
+    };
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -7,3 +7,4 @@
 //! Nothing here does I/O except `nab`'s file reading and writing for the CLI.
 
 pub mod detector;
+pub mod nab;

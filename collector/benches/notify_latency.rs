@@ -9,51 +9,25 @@
 //!
 //! Run: `cargo bench -p redline-collector --bench notify_latency [-- ROUNDS]`
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+#[path = "../tests/support/otlp.rs"]
+mod otlp;
+
+use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::metrics::v1::{
-    Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
-};
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use redline_collector::config::Config;
 
+/// One sample of the gauge `latency.probe` now.
 fn request(value: f64) -> ExportMetricsServiceRequest {
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            resource: Some(Resource {
-                attributes: vec![KeyValue {
-                    key: "service.name".into(),
-                    value: Some(AnyValue {
-                        value: Some(any_value::Value::StringValue("probe".into())),
-                    }),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            scope_metrics: vec![ScopeMetrics {
-                metrics: vec![Metric {
-                    name: "latency.probe".into(),
-                    data: Some(metric::Data::Gauge(Gauge {
-                        data_points: vec![NumberDataPoint {
-                            time_unix_nano: t,
-                            value: Some(number_data_point::Value::AsDouble(value)),
-                            ..Default::default()
-                        }],
-                    })),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    let points = [(otlp::now_ms(), value)];
+    otlp::gauge(
+        &[("service.name", "probe")],
+        "latency.probe",
+        "",
+        &points,
+        &[],
+    )
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

@@ -61,7 +61,8 @@ pub struct RawDetect {
     /// `'{__name__=~"app_.*", job="api"}'`. Default: the agent's host metrics and the
     /// trace-derived RED metrics (`derive::default_selectors`).
     pub series: Option<Vec<String>>,
-    /// A score at or above this counts a series as anomalous in `anomaly_rate`. Default `0.9`.
+    /// A score at or above this counts a series as anomalous in `anomaly_rate`. Default `0.75`
+    /// (a tail probability of about 10⁻⁴ for the series).
     pub threshold: Option<f64>,
     /// How often span metrics, anomaly rates and forecasts are written. Default `15s`.
     pub interval: Option<String>,
@@ -404,7 +405,7 @@ impl Config {
                 problem: e,
             });
         }
-        let threshold = raw.detect.threshold.unwrap_or(0.9);
+        let threshold = raw.detect.threshold.unwrap_or(0.75);
         if !(0.0..=1.0).contains(&threshold) {
             return Err(ConfigError::Invalid {
                 path: path.to_owned(),

@@ -3,34 +3,15 @@
 //! restart, and reload.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::metrics::v1::{
-    Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
-};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use redline_collector::config::Config;
-use serde_json::Value;
-
-struct Running {
-    grpc: std::net::SocketAddr,
-    http: std::net::SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
+use support::collector::{self, Running};
 
 async fn start(data: &Path, rules: &Path) -> Running {
-    let mut config = Config {
-        data_dir: data.to_owned(),
-        otlp_grpc_listen: "127.0.0.1:0".parse().unwrap(),
-        otlp_http_listen: "127.0.0.1:0".parse().unwrap(),
-        http_listen: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default()
-    };
+    let mut config = collector::config(data);
     config.rules.paths = vec![rules.to_owned()];
     config.rules.default_paths = false;
     config.rules.evaluation_interval = Duration::from_secs(3600);
@@ -38,102 +19,7 @@ async fn start(data: &Path, rules: &Path) -> Running {
         .rules
         .external_labels
         .insert("cluster".into(), "test".into());
-    let collector = redline_collector::bind(config).await.unwrap();
-    let (grpc, http) = (collector.otlp_grpc_addr(), collector.http_addr());
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(collector.run(async {
-        let _ = rx.await;
-    }));
-    Running {
-        grpc,
-        http,
-        stop,
-        task,
-    }
-}
-
-impl Running {
-    async fn get(&self, path: &str) -> Value {
-        reqwest::get(format!("http://{}{path}", self.http))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    async fn send(&self, name: &str, host: &str, value: f64) {
-        self.send_from(name, &[("host.name", host)], value).await;
-    }
-
-    /// Sends one gauge sample from a resource with `service.name="app"` and `resource`.
-    async fn send_from(&self, name: &str, resource: &[(&str, &str)], value: f64) {
-        let t = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
-        let kv = |k: &str, v: &str| KeyValue {
-            key: k.into(),
-            value: Some(AnyValue {
-                value: Some(any_value::Value::StringValue(v.into())),
-            }),
-            ..Default::default()
-        };
-        let request = ExportMetricsServiceRequest {
-            resource_metrics: vec![ResourceMetrics {
-                resource: Some(Resource {
-                    attributes: std::iter::once(kv("service.name", "app"))
-                        .chain(resource.iter().map(|(k, v)| kv(k, v)))
-                        .collect(),
-                    ..Default::default()
-                }),
-                scope_metrics: vec![ScopeMetrics {
-                    metrics: vec![Metric {
-                        name: name.into(),
-                        data: Some(metric::Data::Gauge(Gauge {
-                            data_points: vec![NumberDataPoint {
-                                time_unix_nano: t,
-                                value: Some(number_data_point::Value::AsDouble(value)),
-                                ..Default::default()
-                            }],
-                        })),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        };
-        let mut client = MetricsServiceClient::connect(format!("http://{}", self.grpc))
-            .await
-            .unwrap();
-        client.export(request).await.unwrap();
-    }
-
-    /// Polls `/api/v1/alerts` until `pred` holds (bounded; not a timing assertion).
-    async fn wait_alerts(&self, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let body = self.get("/api/v1/alerts").await;
-            let alerts = body["data"]["alerts"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            if pred(&alerts) {
-                return alerts;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "condition not reached: {alerts:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task.await.unwrap().unwrap();
-    }
+    collector::start(config).await
 }
 
 const RULES: &str = r#"

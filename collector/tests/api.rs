@@ -2,9 +2,10 @@
 //! file, real OTLP over gRPC (tonic client, gzip) and HTTP (protobuf, JSON, gzip).
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::io::Write;
-use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::Path;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
@@ -12,7 +13,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
     Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
@@ -22,77 +23,17 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 use prost::Message;
 use redline_collector::config::Config;
 use serde_json::Value;
+use support::collector::{self, Running};
+use support::otlp::{kv, now_ns};
 use tonic::codec::CompressionEncoding;
 
-struct Running {
-    grpc: SocketAddr,
-    otlp_http: SocketAddr,
-    http: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    _dir: tempfile::TempDir,
-}
-
-async fn start_in(dir: tempfile::TempDir) -> Running {
-    let config = Config {
-        data_dir: dir.path().to_owned(),
-        otlp_grpc_listen: "127.0.0.1:0".parse().unwrap(),
-        otlp_http_listen: "127.0.0.1:0".parse().unwrap(),
-        http_listen: "127.0.0.1:0".parse().unwrap(),
+/// A collector on `data` that takes requests of up to 64 KiB.
+async fn start_in(data: &Path) -> Running {
+    collector::start(Config {
         max_request_bytes: 64 * 1024,
-        ..Config::default()
-    };
-    let collector = redline_collector::bind(config).await.unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let (grpc, otlp_http, http) = (
-        collector.otlp_grpc_addr(),
-        collector.otlp_http_addr(),
-        collector.http_addr(),
-    );
-    let task = tokio::spawn(collector.run(async {
-        let _ = rx.await;
-    }));
-    Running {
-        grpc,
-        otlp_http,
-        http,
-        stop: Some(tx),
-        task,
-        _dir: dir,
-    }
-}
-
-impl Running {
-    async fn stop(mut self) -> tempfile::TempDir {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap().unwrap();
-        self._dir
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let r = reqwest::get(format!("http://{}{path}", self.http))
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap())
-    }
-}
-
-fn kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(v.into())),
-        }),
-        ..Default::default()
-    }
-}
-
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
+        ..collector::config(data)
+    })
+    .await
 }
 
 fn resource(service: &str) -> Option<Resource> {
@@ -135,7 +76,8 @@ fn cpu_request(t: u64, value: f64) -> ExportMetricsServiceRequest {
 
 #[tokio::test]
 async fn otlp_grpc_metrics_are_queryable_and_survive_restart() {
-    let c = start_in(tempfile::tempdir().unwrap()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = start_in(dir.path()).await;
     let mut client = MetricsServiceClient::connect(format!("http://{}", c.grpc))
         .await
         .unwrap()
@@ -151,7 +93,7 @@ async fn otlp_grpc_metrics_are_queryable_and_survive_restart() {
     client.export(cpu_request(t, 12.5)).await.unwrap();
 
     let (status, body) = c
-        .get("/api/v1/query?query=system_cpu_time_seconds_total")
+        .get_with_status("/api/v1/query?query=system_cpu_time_seconds_total")
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "success");
@@ -164,7 +106,7 @@ async fn otlp_grpc_metrics_are_queryable_and_survive_restart() {
     assert_eq!(result["value"][1], "12.5");
 
     let start = t / 1_000_000_000 - 60;
-    let (_, body) = c
+    let body = c
         .get(&format!(
             "/api/v1/query_range?query=system_cpu_time_seconds_total{{state=~\"us.*\"}}&start={start}&end={}&step=15s",
             start + 120
@@ -175,23 +117,23 @@ async fn otlp_grpc_metrics_are_queryable_and_survive_restart() {
     let values = body["data"]["result"][0]["values"].as_array().unwrap();
     assert!(!values.is_empty());
 
-    let (_, body) = c
+    let body = c
         .get("/api/v1/series?match[]=system_cpu_time_seconds_total")
         .await;
     assert_eq!(body["data"].as_array().unwrap().len(), 1);
-    let (_, body) = c.get("/api/v1/labels").await;
+    let body = c.get("/api/v1/labels").await;
     assert!(
         body["data"]
             .as_array()
             .unwrap()
             .contains(&Value::from("host_name"))
     );
-    let (_, body) = c.get("/api/v1/label/__name__/values").await;
+    let body = c.get("/api/v1/label/__name__/values").await;
     assert_eq!(
         body["data"],
         serde_json::json!(["system_cpu_time_seconds_total"])
     );
-    let (_, body) = c.get("/api/v1/metadata").await;
+    let body = c.get("/api/v1/metadata").await;
     assert_eq!(
         body["data"]["system_cpu_time_seconds_total"][0]["type"],
         "counter"
@@ -242,9 +184,9 @@ async fn otlp_grpc_metrics_are_queryable_and_survive_restart() {
     assert_eq!(body["data"].as_array().unwrap().len(), 1, "{body}");
 
     // Restart on the same directory: the data is still there.
-    let dir = c.stop().await;
-    let c = start_in(dir).await;
-    let (_, body) = c
+    c.stop().await;
+    let c = start_in(dir.path()).await;
+    let body = c
         .get("/api/v1/query?query=system_cpu_time_seconds_total")
         .await;
     assert_eq!(
@@ -257,23 +199,28 @@ async fn otlp_grpc_metrics_are_queryable_and_survive_restart() {
 
 #[tokio::test]
 async fn prometheus_style_errors() {
-    let c = start_in(tempfile::tempdir().unwrap()).await;
-    let (status, body) = c.get("/api/v1/query?query=up%7B").await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = start_in(dir.path()).await;
+    let (status, body) = c.get_with_status("/api/v1/query?query=up%7B").await;
     assert_eq!(status, 400);
     assert_eq!(body["status"], "error");
     assert_eq!(body["errorType"], "bad_data");
-    let (status, body) = c.get("/api/v1/query").await;
+    let (status, body) = c.get_with_status("/api/v1/query").await;
     assert_eq!(status, 400, "{body}");
     let (status, body) = c
-        .get("/api/v1/query_range?query=up&start=1&end=2&step=0")
+        .get_with_status("/api/v1/query_range?query=up&start=1&end=2&step=0")
         .await;
     assert_eq!(status, 400, "{body}");
-    let (status, body) = c.get("/api/v1/query?query=up&time=yesterday").await;
+    let (status, body) = c
+        .get_with_status("/api/v1/query?query=up&time=yesterday")
+        .await;
     assert_eq!(status, 400, "{body}");
     assert!(body["error"].as_str().unwrap().contains("time"));
-    let (status, _) = c.get("/api/v1/series").await;
+    let (status, _) = c.get_with_status("/api/v1/series").await;
     assert_eq!(status, 400);
-    let (status, body) = c.get("/api/v1/query?query=histogram_count(up)").await;
+    let (status, body) = c
+        .get_with_status("/api/v1/query?query=histogram_count(up)")
+        .await;
     assert_eq!(status, 422);
     assert!(body["error"].as_str().unwrap().contains("function call"));
     c.stop().await;
@@ -287,7 +234,8 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn otlp_http_protobuf_json_gzip_and_bad_bodies() {
-    let c = start_in(tempfile::tempdir().unwrap()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = start_in(dir.path()).await;
     let http = reqwest::Client::new();
     let url = format!("http://{}/v1/metrics", c.otlp_http);
     let body = gzip(&cpu_request(now_ns(), 1.0).encode_to_vec());
@@ -366,7 +314,7 @@ async fn otlp_http_protobuf_json_gzip_and_bad_bodies() {
     assert!(status.message().contains("limit"), "{status:?}");
 
     // The collector is still healthy and still has the first sample.
-    let (_, body) = c
+    let body = c
         .get("/api/v1/query?query=system_cpu_time_seconds_total")
         .await;
     assert_eq!(body["data"]["result"].as_array().unwrap().len(), 1);
@@ -385,7 +333,8 @@ async fn otlp_http_protobuf_json_gzip_and_bad_bodies() {
 
 #[tokio::test]
 async fn traces_read_back_in_jaeger_shape_and_logs_are_searchable() {
-    let c = start_in(tempfile::tempdir().unwrap()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = start_in(dir.path()).await;
     let t = now_ns();
     let trace_id = vec![0xab; 16];
     let spans = ExportTraceServiceRequest {
@@ -428,20 +377,20 @@ async fn traces_read_back_in_jaeger_shape_and_logs_are_searchable() {
         .unwrap();
     client.export(spans).await.unwrap();
 
-    let (_, body) = c.get("/api/services").await;
+    let body = c.get("/api/services").await;
     assert_eq!(body["data"], serde_json::json!(["checkout"]));
-    let (_, body) = c.get("/api/services/checkout/operations").await;
+    let body = c.get("/api/services/checkout/operations").await;
     assert_eq!(
         body["data"],
         serde_json::json!(["GET /cart", "SELECT cart"])
     );
-    let (_, body) = c.get("/api/traces?service=checkout&limit=10").await;
+    let body = c.get("/api/traces?service=checkout&limit=10").await;
     let traces = body["data"].as_array().unwrap();
     assert_eq!(traces.len(), 1);
     let id = "ab".repeat(16);
     assert_eq!(traces[0]["traceID"], id.as_str());
     assert_eq!(traces[0]["spans"].as_array().unwrap().len(), 2);
-    let (status, body) = c.get(&format!("/api/traces/{id}")).await;
+    let (status, body) = c.get_with_status(&format!("/api/traces/{id}")).await;
     assert_eq!(status, 200);
     let trace = &body["data"][0];
     let child = &trace["spans"][1];
@@ -456,9 +405,11 @@ async fn traces_read_back_in_jaeger_shape_and_logs_are_searchable() {
     );
     let pid = trace["spans"][0]["processID"].as_str().unwrap();
     assert_eq!(trace["processes"][pid]["serviceName"], "checkout");
-    let (status, _) = c.get(&format!("/api/traces/{}", "cd".repeat(16))).await;
+    let (status, _) = c
+        .get_with_status(&format!("/api/traces/{}", "cd".repeat(16)))
+        .await;
     assert_eq!(status, 404);
-    let (status, _) = c.get("/api/traces/not-hex").await;
+    let (status, _) = c.get_with_status("/api/traces/not-hex").await;
     assert_eq!(status, 400);
 
     let logs = ExportLogsServiceRequest {
@@ -495,18 +446,18 @@ async fn traces_read_back_in_jaeger_shape_and_logs_are_searchable() {
         .await
         .unwrap();
     client.export(logs).await.unwrap();
-    let (_, body) = c.get("/api/v1/logs?service=checkout").await;
+    let body = c.get("/api/v1/logs?service=checkout").await;
     assert_eq!(body["data"].as_array().unwrap().len(), 2);
-    let (_, body) = c.get("/api/v1/logs?severity=ERROR").await;
+    let body = c.get("/api/v1/logs?severity=ERROR").await;
     assert_eq!(body["data"].as_array().unwrap().len(), 1);
     assert_eq!(body["data"][0]["trace_id"], id.as_str());
-    let (_, body) = c.get("/api/v1/logs?contains=cart").await;
+    let body = c.get("/api/v1/logs?contains=cart").await;
     assert_eq!(body["data"][0]["body"], "cart loaded");
-    let (_, body) = c
+    let body = c
         .get(&format!("/api/v1/logs?trace_id={}", id.to_uppercase()))
         .await;
     assert_eq!(body["data"].as_array().unwrap().len(), 1);
-    let (status, _) = c.get("/api/v1/logs?severity=LOUD").await;
+    let (status, _) = c.get_with_status("/api/v1/logs?severity=LOUD").await;
     assert_eq!(status, 400);
     c.stop().await;
 }

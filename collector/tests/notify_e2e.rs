@@ -11,20 +11,13 @@ mod support;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::metrics::v1::{
-    Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
-};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use redline_collector::config::Config;
 use serde_json::Value;
+use support::collector::{self, Running};
 
 /// A webhook receiver: records every request; answers 503 while `down` is set.
 #[derive(Clone, Default)]
@@ -83,13 +76,6 @@ impl Hook {
     }
 }
 
-struct Running {
-    grpc: SocketAddr,
-    http: SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
@@ -97,13 +83,7 @@ fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
 }
 
 async fn start(data: &Path, rules: &Path, routing: &Path) -> Running {
-    let mut config = Config {
-        data_dir: data.to_owned(),
-        otlp_grpc_listen: "127.0.0.1:0".parse().unwrap(),
-        otlp_http_listen: "127.0.0.1:0".parse().unwrap(),
-        http_listen: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default()
-    };
+    let mut config = collector::config(data);
     config.rules.paths = vec![rules.to_owned()];
     config.rules.default_paths = false;
     config.rules.evaluation_interval = Duration::from_secs(3600);
@@ -111,70 +91,7 @@ async fn start(data: &Path, rules: &Path, routing: &Path) -> Running {
     config.notify.config_file = Some(routing.to_owned());
     config.notify.initial_backoff = Duration::from_millis(50);
     config.notify.max_backoff = Duration::from_millis(200);
-    let collector = redline_collector::bind(config).await.unwrap();
-    let (grpc, http) = (collector.otlp_grpc_addr(), collector.http_addr());
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(collector.run(async {
-        let _ = rx.await;
-    }));
-    Running {
-        grpc,
-        http,
-        stop,
-        task,
-    }
-}
-
-impl Running {
-    async fn send(&self, name: &str, host: &str, value: f64) {
-        let t = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
-        let kv = |k: &str, v: &str| KeyValue {
-            key: k.into(),
-            value: Some(AnyValue {
-                value: Some(any_value::Value::StringValue(v.into())),
-            }),
-            ..Default::default()
-        };
-        let request = ExportMetricsServiceRequest {
-            resource_metrics: vec![ResourceMetrics {
-                resource: Some(Resource {
-                    attributes: vec![kv("service.name", "app"), kv("host.name", host)],
-                    ..Default::default()
-                }),
-                scope_metrics: vec![ScopeMetrics {
-                    metrics: vec![Metric {
-                        name: name.into(),
-                        data: Some(metric::Data::Gauge(Gauge {
-                            data_points: vec![NumberDataPoint {
-                                time_unix_nano: t,
-                                value: Some(number_data_point::Value::AsDouble(value)),
-                                ..Default::default()
-                            }],
-                        })),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        };
-        let mut client = MetricsServiceClient::connect(format!("http://{}", self.grpc))
-            .await
-            .unwrap();
-        client.export(request).await.unwrap();
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task.await.unwrap().unwrap();
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.http)
-    }
+    collector::start(config).await
 }
 
 const RULES: &str = r#"

@@ -1,4 +1,5 @@
-//! The shipped rules (`rules/host.yml`) and their unit tests (`rules/host_test.yml`): Redline's
+//! The shipped rules (`rules/host.yml`, `rules/anomaly.yml`) and their unit tests
+//! (`rules/*_test.yml`): Redline's
 //! `rules check` and `rules test` pass them, and so do `promtool check rules` and
 //! `promtool test rules`, so the file is plain Prometheus. Without promtool the promtool half
 //! is skipped with a note, unless `CI` is set, where it fails.
@@ -41,18 +42,29 @@ fn promtool() -> Option<PathBuf> {
     found
 }
 
+/// Each shipped rule file, its unit-test file and its number of rules.
+const SHIPPED: [(&str, &str, usize); 2] = [
+    ("host.yml", "host_test.yml", 9),
+    ("anomaly.yml", "anomaly_test.yml", 5),
+];
+
 #[test]
 fn redline_checks_and_tests_the_shipped_rules() {
-    let (ok, text) = run(BIN, &["rules", "check"], &rules_dir().join("host.yml"));
-    assert!(ok, "{text}");
-    assert!(text.contains("SUCCESS: 9 rules found"), "{text}");
-    // The folder as the collector loads it: host_test.yml is a unit-test file and skipped.
+    for (rules, tests, count) in SHIPPED {
+        let (ok, text) = run(BIN, &["rules", "check"], &rules_dir().join(rules));
+        assert!(ok, "{text}");
+        assert!(
+            text.contains(&format!("SUCCESS: {count} rules found")),
+            "{text}"
+        );
+        let (ok, text) = run(BIN, &["rules", "test"], &rules_dir().join(tests));
+        assert!(ok, "{text}");
+        assert!(text.contains("SUCCESS"), "{text}");
+    }
+    // The folder as the collector loads it: the unit-test files are skipped.
     let (ok, text) = run(BIN, &["rules", "check"], &rules_dir());
     assert!(ok, "{text}");
-    assert!(!text.contains("host_test.yml"), "{text}");
-    let (ok, text) = run(BIN, &["rules", "test"], &rules_dir().join("host_test.yml"));
-    assert!(ok, "{text}");
-    assert!(text.contains("SUCCESS"), "{text}");
+    assert!(!text.contains("_test.yml"), "{text}");
 }
 
 #[test]
@@ -61,20 +73,24 @@ fn promtool_accepts_the_shipped_rules_and_tests() {
         return;
     };
     let promtool = promtool.to_str().unwrap();
-    let (ok, text) = run(promtool, &["check", "rules"], &rules_dir().join("host.yml"));
-    assert!(ok, "{text}");
-    let (ok, text) = run(
-        promtool,
-        &["test", "rules"],
-        &rules_dir().join("host_test.yml"),
-    );
-    assert!(ok, "{text}");
+    for (rules, tests, _) in SHIPPED {
+        let (ok, text) = run(promtool, &["check", "rules"], &rules_dir().join(rules));
+        assert!(ok, "{text}");
+        let (ok, text) = run(promtool, &["test", "rules"], &rules_dir().join(tests));
+        assert!(ok, "{text}");
+    }
 }
 
 /// Every shipped alert has a test where it fires and one where it does not.
 #[test]
 fn every_shipped_alert_is_tested_firing_and_quiet() {
-    let loaded = load_file(&rules_dir().join("host.yml"));
+    for (rules, tests, count) in SHIPPED {
+        every_alert_tested(rules, tests, count);
+    }
+}
+
+fn every_alert_tested(rules: &str, tests: &str, count: usize) {
+    let loaded = load_file(&rules_dir().join(rules));
     assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
     let alerts: BTreeSet<String> = loaded
         .groups
@@ -83,8 +99,8 @@ fn every_shipped_alert_is_tested_firing_and_quiet() {
         .filter(|r| matches!(r.kind, RuleKind::Alerting { .. }))
         .map(|r| r.name().to_owned())
         .collect();
-    assert_eq!(alerts.len(), 9);
-    let path = rules_dir().join("host_test.yml");
+    assert_eq!(alerts.len(), count, "{rules}");
+    let path = rules_dir().join(tests);
     let text = std::fs::read_to_string(&path).unwrap();
     let tests = parse_test_file(&path, &text).unwrap();
     let mut seen: BTreeMap<String, (bool, bool)> = BTreeMap::new();

@@ -45,16 +45,14 @@
 //! ([`check_files`]). Reading the file and its `*_file` secrets is the only I/O; [`parse`]
 //! takes the secrets reader as a parameter so tests need no files.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode, MarkedSequenceNode};
-use marked_yaml::{Marker, Node, Span};
-use yaml_rust2::parser::{Event, Parser};
-use yaml_rust2::scanner::{Marker as ScanMarker, TScalarStyle};
+use marked_yaml::Node;
+use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 
 use super::inhibit::{InhibitRule, Inhibitor};
 use super::matcher::{Matcher, MatcherError, parse_matchers};
@@ -64,6 +62,9 @@ use crate::notify::config::{
     EmailConfig, HttpClientConfig, Receiver, SmtpSecurity, TlsConfig, TlsVersion, WebhookConfig,
 };
 use crate::rules::file::{is_valid_label_name, parse_duration};
+use crate::rules::yaml::{
+    self, GoYaml, Pos, is_null, node_is_null, node_pos, scalar_pos, yaml11_bool,
+};
 
 /// Alertmanager's default `resolve_timeout`.
 pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
@@ -255,273 +256,12 @@ pub fn check_files(paths: &[PathBuf]) -> CheckReport {
 }
 
 // ---------------------------------------------------------------------------------------------
-// YAML with positions. The same construction as `rules::yaml` (private to `rules`): the tree is
-// built from `yaml-rust2`'s events so that anchors, aliases and merge keys work as in Go's YAML,
-// and every scalar keeps its position and whether it was plain.
+// The walk over the document, built by `rules::yaml` as Go's `yaml.v2` reads it.
 
-/// A 1-based line and column.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Pos {
-    line: usize,
-    column: usize,
-}
-
-const MAX_DEPTH: usize = 200;
-/// Most nodes a document may expand to, aliases included (a guard against alias bombs).
-const MAX_NODES: usize = 1_000_000;
-
-type Fail = (Pos, String);
-
-fn pos_of(m: ScanMarker) -> Pos {
-    Pos {
-        line: m.line(),
-        column: m.col() + 1,
-    }
-}
-
-fn marker(m: ScanMarker) -> Marker {
-    Marker::new(0, m.index(), m.line(), m.col() + 1)
-}
-
-fn size(node: &Node) -> usize {
-    match node {
-        Node::Scalar(_) => 1,
-        Node::Sequence(s) => 1 + s.iter().map(size).sum::<usize>(),
-        Node::Mapping(m) => 1 + m.iter().map(|(_, v)| 1 + size(v)).sum::<usize>(),
-    }
-}
-
-struct Loader<'a> {
-    parser: Parser<std::str::Chars<'a>>,
-    anchors: HashMap<usize, (Node, usize)>,
-    nodes: usize,
-}
-
-/// The first document of `text`; `None` when it is empty.
-fn parse_document(text: &str) -> Result<Option<Node>, Fail> {
-    let mut loader = Loader {
-        parser: Parser::new_from_str(text),
-        anchors: HashMap::new(),
-        nodes: 0,
-    };
-    loop {
-        match loader.next()? {
-            (Event::StreamStart | Event::DocumentStart, _) => {}
-            (Event::StreamEnd | Event::DocumentEnd, _) => return Ok(None),
-            (event, mark) => {
-                let node = loader.node(event, mark, 0)?;
-                return match node {
-                    Node::Mapping(_) => Ok(Some(node)),
-                    Node::Scalar(s) if is_null(&s) => Ok(None),
-                    other => Err((pos_of(mark), cannot_unmarshal(&other, "config.Config"))),
-                };
-            }
-        }
-    }
-}
-
-impl Loader<'_> {
-    fn next(&mut self) -> Result<(Event, ScanMarker), Fail> {
-        self.parser
-            .next_token()
-            .map_err(|e| (pos_of(*e.marker()), format!("yaml: {}", e.info())))
-    }
-
-    fn count(&mut self, n: usize, mark: ScanMarker) -> Result<(), Fail> {
-        self.nodes += n;
-        if self.nodes > MAX_NODES {
-            return Err((
-                pos_of(mark),
-                format!("yaml: the document expands to more than {MAX_NODES} nodes"),
-            ));
-        }
-        Ok(())
-    }
-
-    fn remember(&mut self, anchor: usize, node: &Node) {
-        if anchor > 0 {
-            self.anchors.insert(anchor, (node.clone(), size(node)));
-        }
-    }
-
-    fn node(&mut self, event: Event, mark: ScanMarker, depth: usize) -> Result<Node, Fail> {
-        if depth > MAX_DEPTH {
-            return Err((
-                pos_of(mark),
-                format!("yaml: nesting deeper than {MAX_DEPTH} levels"),
-            ));
-        }
-        self.count(1, mark)?;
-        match event {
-            Event::Scalar(value, style, anchor, tag) => {
-                let mut s = MarkedScalarNode::new(Span::new_start(marker(mark)), value);
-                s.set_coerce(style == TScalarStyle::Plain && tag.is_none());
-                let node = Node::Scalar(s);
-                self.remember(anchor, &node);
-                Ok(node)
-            }
-            Event::Alias(id) => {
-                let Some((node, n)) = self.anchors.get(&id).cloned() else {
-                    return Err((pos_of(mark), "yaml: unknown anchor".into()));
-                };
-                self.count(n, mark)?;
-                Ok(node)
-            }
-            Event::SequenceStart(anchor, _tag) => {
-                let mut items = Vec::new();
-                let end = loop {
-                    match self.next()? {
-                        (Event::SequenceEnd, end) => break end,
-                        (event, m) => items.push(self.node(event, m, depth + 1)?),
-                    }
-                };
-                let node = Node::Sequence(MarkedSequenceNode::new(
-                    Span::new_with_marks(marker(mark), marker(end)),
-                    items,
-                ));
-                self.remember(anchor, &node);
-                Ok(node)
-            }
-            Event::MappingStart(anchor, _tag) => {
-                let mut map = MarkedMappingNode::new_empty(Span::new_start(marker(mark)));
-                let mut merges = Vec::new();
-                let end = loop {
-                    let (event, m) = self.next()?;
-                    let key = match event {
-                        Event::MappingEnd => break m,
-                        event => self.node(event, m, depth + 1)?,
-                    };
-                    let Node::Scalar(key) = key else {
-                        return Err((pos_of(m), "yaml: mapping keys must be scalars".into()));
-                    };
-                    let (event, vm) = self.next()?;
-                    let value = self.node(event, vm, depth + 1)?;
-                    if key.as_str() == "<<" && key.may_coerce() {
-                        merges.push((value, vm));
-                        continue;
-                    }
-                    if let Some((first, _)) = map.get_key_value(key.as_str()) {
-                        let line = first.span().start().map_or(0, |s| s.line());
-                        return Err((
-                            pos_of(m),
-                            format!(
-                                "yaml: key {:?} already set in map (at line {line})",
-                                key.as_str()
-                            ),
-                        ));
-                    }
-                    map.insert(key, value);
-                };
-                for (value, vm) in merges {
-                    let bad = || {
-                        (
-                            pos_of(vm),
-                            "yaml: map merge requires map or sequence of maps as the value"
-                                .to_owned(),
-                        )
-                    };
-                    let sources = match value {
-                        Node::Mapping(m) => vec![m],
-                        Node::Sequence(s) => s
-                            .iter()
-                            .map(|n| match n {
-                                Node::Mapping(m) => Ok(m.clone()),
-                                _ => Err(bad()),
-                            })
-                            .collect::<Result<_, _>>()?,
-                        _ => return Err(bad()),
-                    };
-                    for source in sources {
-                        for (k, v) in source.iter() {
-                            if !map.contains_key(k.as_str()) {
-                                map.insert(k.clone(), v.clone());
-                            }
-                        }
-                    }
-                }
-                *map.span_mut() = Span::new_with_marks(marker(mark), marker(end));
-                let node = Node::Mapping(map);
-                self.remember(anchor, &node);
-                Ok(node)
-            }
-            other => Err((pos_of(mark), format!("yaml: unexpected {other:?}"))),
-        }
-    }
-}
-
-/// Where a node starts; for a block mapping, its first key.
-fn node_pos(node: &Node) -> Pos {
-    if let Node::Mapping(m) = node
-        && let Some((k, _)) = m.iter().next()
-    {
-        return scalar_pos(k);
-    }
-    node.span().start().map_or(Pos::default(), |m| Pos {
-        line: m.line(),
-        column: m.column(),
-    })
-}
-
-fn scalar_pos(s: &MarkedScalarNode) -> Pos {
-    s.span().start().map_or(Pos::default(), |m| Pos {
-        line: m.line(),
-        column: m.column(),
-    })
-}
-
-/// A plain `~`, `null` or empty scalar: YAML's null.
-fn is_null(s: &MarkedScalarNode) -> bool {
-    s.may_coerce() && matches!(s.as_str(), "" | "~" | "null" | "Null" | "NULL")
-}
-
-fn node_is_null(n: &Node) -> bool {
-    matches!(n, Node::Scalar(s) if is_null(s))
-}
-
-/// YAML 1.1 booleans, which Go's `yaml.v2` (Alertmanager's YAML library) reads.
-fn yaml11_bool(s: &str) -> Option<bool> {
-    match s {
-        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
-            Some(true)
-        }
-        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
-            Some(false)
-        }
-        _ => None,
-    }
-}
-
-/// The tag `yaml.v2` resolves a node to, for "cannot unmarshal" messages.
-fn describe(node: &Node) -> String {
-    match node {
-        Node::Mapping(_) => "!!map".to_owned(),
-        Node::Sequence(_) => "!!seq".to_owned(),
-        Node::Scalar(s) => {
-            let v = s.as_str();
-            let tag = if !s.may_coerce() {
-                "!!str"
-            } else if is_null(s) {
-                return "!!null".to_owned();
-            } else if yaml11_bool(v).is_some() {
-                "!!bool"
-            } else if v.parse::<i64>().is_ok() {
-                "!!int"
-            } else if v.parse::<f64>().is_ok() {
-                "!!float"
-            } else {
-                "!!str"
-            };
-            format!("{tag} `{v}`")
-        }
-    }
-}
-
+/// The message `yaml.v2` gives when a node has the wrong type.
 fn cannot_unmarshal(node: &Node, into: &str) -> String {
-    format!("cannot unmarshal {} into {into}", describe(node))
+    GoYaml::V2.cannot_unmarshal(node, into)
 }
-
-// ---------------------------------------------------------------------------------------------
-// The walk over the document.
 
 /// The loading context of one file.
 struct Cx<'a> {
@@ -832,13 +572,21 @@ impl Cx<'_> {
     // -----------------------------------------------------------------------------------------
 
     fn config(&mut self, text: &str) -> Option<AmConfig> {
-        let root = match parse_document(text) {
+        let root = match yaml::parse_root(text, GoYaml::V2) {
             Ok(r) => r,
             Err((pos, message)) => {
                 self.error(pos, "", message);
                 return None;
             }
         };
+        if let Some(other) = root.as_ref().filter(|n| !matches!(n, Node::Mapping(_))) {
+            self.error(
+                node_pos(other),
+                "",
+                cannot_unmarshal(other, "config.Config"),
+            );
+            return None;
+        }
         let mut top: BTreeMap<&str, &Node> = BTreeMap::new();
         if let Some(Node::Mapping(m)) = &root {
             for (k, v) in m.iter() {
@@ -2311,6 +2059,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::alert::route::DEFAULT_GROUP_WAIT;
+    use crate::notify::test_labels as labels;
 
     /// The `*_file`s the tests refer to, relative to `/etc/am` (the directory of the
     /// configuration file `/etc/am/am.yml`).
@@ -2353,15 +2102,6 @@ mod tests {
     }
 
     const RECEIVERS: &str = "receivers:\n- name: r\n- name: s\n";
-
-    fn labels(pairs: &[(&str, &str)]) -> LabelSetOwned {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
-    type LabelSetOwned = crate::notify::LabelSet;
 
     #[test]
     fn defaults_of_a_minimal_file() {

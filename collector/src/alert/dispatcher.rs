@@ -23,7 +23,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::amconfig::{self, AmConfig, ConfigErrors};
 use super::dispatch::{AlertStatus, Dispatch, GroupRoute, IntegrationRef, Policy};
 use super::inhibit::Inhibitor;
-use super::matcher::{MatchType, Matcher};
 use super::silence::{GettableSilence, PostableSilence, Silence, SilenceError, SilenceState};
 use crate::clock::Clock;
 use crate::notify::config::Receiver;
@@ -312,8 +311,9 @@ impl Dispatcher {
                 for row in rows {
                     match serde_json::from_str::<PostableSilence>(&row.body)
                         .map_err(|e| e.to_string())
-                        .and_then(|body| silence_from_stored(&body, row.updated_at))
-                    {
+                        .and_then(|body| {
+                            Silence::from_stored(&body, row.updated_at).map_err(|e| e.to_string())
+                        }) {
                         Ok(silence) => {
                             self.silences.insert(silence.id.clone(), silence);
                         }
@@ -575,37 +575,6 @@ impl Dispatcher {
             .count();
         metrics::gauge!("redline_collector_silences_active").set(active as f64);
     }
-}
-
-/// A silence read back from the store: its stored update time, and none of the checks a new
-/// silence gets (it may have expired, or been expired by hand with start = end, meanwhile).
-fn silence_from_stored(body: &PostableSilence, updated_at: i64) -> Result<Silence, String> {
-    let time = |field: &str, v: &str| {
-        v.parse::<jiff::Timestamp>()
-            .map(|t| t.as_millisecond())
-            .map_err(|e| format!("{field}: {e}"))
-    };
-    let matchers = body
-        .matchers
-        .iter()
-        .map(|m| {
-            Matcher::new(
-                MatchType::from_flags(m.is_regex, m.is_equal),
-                &m.name,
-                &m.value,
-            )
-            .map_err(|e| e.to_string())
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Silence {
-        id: body.id.clone(),
-        matchers,
-        starts_at_ms: time("startsAt", &body.starts_at)?,
-        ends_at_ms: time("endsAt", &body.ends_at)?,
-        updated_at_ms: updated_at,
-        created_by: body.created_by.clone(),
-        comment: body.comment.clone(),
-    })
 }
 
 /// A new silence id: a UUID-shaped string (version 4 layout) from random bits, as Alertmanager

@@ -93,13 +93,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::alert::matcher::parse_matchers;
-
-    fn labels(pairs: &[(&str, &str)]) -> LabelSet {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::notify::test_labels as labels;
 
     fn rule(source: &str, target: &str, equal: &[&str]) -> InhibitRule {
         InhibitRule {

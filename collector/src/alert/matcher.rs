@@ -370,13 +370,7 @@ fn unescape_value(original: &str) -> Result<String, MatcherError> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    fn labels(pairs: &[(&str, &str)]) -> LabelSet {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::notify::test_labels as labels;
 
     fn m(op: MatchType, name: &str, value: &str) -> Matcher {
         Matcher::new(op, name, value).unwrap()

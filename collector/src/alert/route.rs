@@ -338,13 +338,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::alert::matcher::{MatchType, parse_matchers};
-
-    fn labels(pairs: &[(&str, &str)]) -> LabelSet {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::notify::test_labels as labels;
 
     fn spec(receiver: &str, matchers: &str) -> RouteSpec {
         RouteSpec {

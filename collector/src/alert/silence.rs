@@ -149,6 +149,18 @@ impl Silence {
     /// `now_ms` ([`Silence::validate_new`]). `updated_at_ms` is `now_ms`; the id is the
     /// body's (empty for a new silence).
     pub fn from_postable(body: &PostableSilence, now_ms: i64) -> Result<Silence, SilenceError> {
+        let silence = Silence::from_stored(body, now_ms)?;
+        silence.validate_new(now_ms)?;
+        Ok(silence)
+    }
+
+    /// The silence a stored body describes, with its stored update time and none of the
+    /// checks of a new silence (it may have expired meanwhile, or been expired by hand with
+    /// its start equal to its end).
+    pub fn from_stored(
+        body: &PostableSilence,
+        updated_at_ms: i64,
+    ) -> Result<Silence, SilenceError> {
         let mut matchers = Vec::with_capacity(body.matchers.len());
         for (index, m) in body.matchers.iter().enumerate() {
             let op = MatchType::from_flags(m.is_regex, m.is_equal);
@@ -167,17 +179,15 @@ impl Silence {
             })?;
             matchers.push(matcher);
         }
-        let silence = Silence {
+        Ok(Silence {
             id: body.id.clone(),
             matchers,
             starts_at_ms: parse_time("startsAt", &body.starts_at)?,
             ends_at_ms: parse_time("endsAt", &body.ends_at)?,
-            updated_at_ms: now_ms,
+            updated_at_ms,
             created_by: body.created_by.clone(),
             comment: body.comment.clone(),
-        };
-        silence.validate_new(now_ms)?;
-        Ok(silence)
+        })
     }
 
     /// The API's view of the silence at `now_ms`.
@@ -295,13 +305,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::alert::matcher::parse_matchers;
-
-    fn labels(pairs: &[(&str, &str)]) -> LabelSet {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::notify::test_labels as labels;
 
     fn silence(matchers: &str, start: i64, end: i64) -> Silence {
         Silence {

@@ -14,8 +14,10 @@
 //!
 //! Output names:
 //! - `anomaly_score{metric="<scored metric>", <the series' labels>}` in [0, 1];
-//! - `anomaly_rate{host_name}`: the share of the host's scored series whose latest score (within
-//!   `rate_window`) is at least `threshold`;
+//! - `anomaly_rate{host_name}`: the share of the host's scored series (those with samples within
+//!   `rate_window`) that scored at least `threshold` within `rate_window`. The detector scores
+//!   the onset of an anomaly and damps what follows (one incident, one alarm), so "anomalous in
+//!   the last minutes" is the right reading of a series, not its latest score;
 //! - `traces_span_metrics_calls_total`, `traces_span_metrics_duration_seconds_*` (`spanmetrics`);
 //! - `forecast_seconds_to_full{metric=…, …}` (`forecast`).
 //!
@@ -53,7 +55,8 @@ struct Scored {
     /// The previous raw sample of a counter, for rates.
     previous: Option<Sample>,
     counter: bool,
-    last_score: f64,
+    /// When the series last scored at or above the threshold (ms; 0 = never).
+    last_anomalous_ms: i64,
     last_score_ms: i64,
 }
 
@@ -229,11 +232,12 @@ impl Derive {
                     detector: Detector::new(&self.params),
                     previous: None,
                     counter,
-                    last_score: 0.0,
+                    last_anomalous_ms: 0,
                     last_score_ms: 0,
                 },
             );
         }
+        let threshold = self.config.threshold;
         let Some(state) = self.scored.get_mut(&labels) else {
             return;
         };
@@ -254,8 +258,15 @@ impl Derive {
             if !input.is_finite() {
                 continue;
             }
+            if state.detector.needs_training() {
+                // Cheap enough inline at the retraining cadence (every few hundred samples
+                // of a series); the score path itself never trains.
+                state.detector.train();
+            }
             let score = state.detector.observe(s.timestamp_ms, input);
-            state.last_score = score;
+            if score >= threshold {
+                state.last_anomalous_ms = s.timestamp_ms;
+            }
             state.last_score_ms = s.timestamp_ms;
             scores.push(Sample {
                 timestamp_ms: s.timestamp_ms,
@@ -287,7 +298,7 @@ impl Derive {
             };
             let entry = hosts.entry(host).or_default();
             entry.0 += 1;
-            if state.last_score >= self.config.threshold {
+            if state.last_anomalous_ms > 0 && now - state.last_anomalous_ms <= window {
                 entry.1 += 1;
             }
         }

@@ -6,5 +6,11 @@
 //!
 //! Nothing here does I/O except `nab`'s file reading and writing for the CLI.
 
+pub mod baseline;
+pub mod calibrate;
+pub mod changepoint;
+pub mod codec;
 pub mod detector;
 pub mod nab;
+pub mod seasonal;
+pub mod shape;

@@ -461,6 +461,11 @@ pub fn detect_file(path: &Path, params: &Params) -> Result<(Vec<DataRow>, Vec<f6
             line: row.line,
             message: format!("timestamp `{}` is out of range", row.timestamp),
         })?;
+        // The daemon retrains the shape model off the hot path; here, inline, at the same
+        // points of the stream.
+        if detector.needs_training() {
+            detector.train();
+        }
         let score = detector.observe(t_ms, row.value);
         if !(0.0..=1.0).contains(&score) {
             return Err(NabError::Detector {

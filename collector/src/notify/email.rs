@@ -654,13 +654,7 @@ mod tests {
 
     use super::*;
     use crate::notify::config::TlsConfig;
-
-    fn set(pairs: &[(&str, &str)]) -> LabelSet {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::notify::test_labels as set;
 
     fn alert(labels: &[(&str, &str)], end: Option<i64>) -> NotifyAlert {
         NotifyAlert {

@@ -141,16 +141,19 @@ pub fn fingerprint(labels: &LabelSet) -> u64 {
     hash
 }
 
+/// A label set from pairs, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_labels(pairs: &[(&str, &str)]) -> LabelSet {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_labels as set;
     use super::*;
-
-    fn set(pairs: &[(&str, &str)]) -> LabelSet {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     #[test]
     fn fingerprint_matches_alertmanager() {

@@ -231,13 +231,7 @@ impl Formatter for GoFormatter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn set(pairs: &[(&str, &str)]) -> LabelSet {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::notify::test_labels as set;
 
     fn ms(rfc3339: &str) -> i64 {
         match rfc3339.parse::<jiff::Timestamp>() {

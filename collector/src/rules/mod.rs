@@ -23,7 +23,7 @@ pub mod file;
 pub mod series;
 pub mod template;
 pub mod unittest;
-mod yaml;
+pub(crate) mod yaml;
 
 pub use eval::{
     AlertingOutcome, GroupState, MemoryStorage, RuleEvalError, RuleFailure, alert_elements,

@@ -6,6 +6,9 @@
 //! position of a mapping (its first key, which is where Prometheus points), Go-yaml-like type
 //! names for "cannot unmarshal" messages, null detection, and [`value_position`], which maps an
 //! offset inside a scalar's value (a PromQL or template error position) back to the file.
+//!
+//! The Alertmanager configuration loader (`alert::amconfig`) uses it too, as Go's `yaml.v2`
+//! ([`GoYaml::V2`]) where that differs from Prometheus' `yaml.v3`.
 
 use std::collections::HashMap;
 
@@ -21,23 +24,109 @@ pub struct Pos {
     pub column: usize,
 }
 
+/// The Go YAML library a loader imitates where the two differ: Prometheus reads rule files with
+/// `yaml.v3`, Alertmanager reads its configuration with `yaml.v2`, which resolves YAML 1.1
+/// booleans (`yes`, `off`, …) and words its duplicate-key error differently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GoYaml {
+    V2,
+    V3,
+}
+
+impl GoYaml {
+    /// The message this library gives when a node has the wrong type.
+    pub fn cannot_unmarshal(self, node: &Node, into: &str) -> String {
+        format!("cannot unmarshal {} into {into}", self.describe(node))
+    }
+
+    /// The YAML tag this library would resolve a node to, for "cannot unmarshal" messages.
+    fn describe(self, node: &Node) -> String {
+        match node {
+            Node::Mapping(_) => "!!map".to_owned(),
+            Node::Sequence(_) => "!!seq".to_owned(),
+            Node::Scalar(s) => {
+                let v = s.as_str();
+                let tag = if !s.may_coerce() {
+                    "!!str"
+                } else if is_null(s) {
+                    return "!!null".to_owned();
+                } else if self.is_bool(v) {
+                    "!!bool"
+                } else if v.parse::<i64>().is_ok() {
+                    "!!int"
+                } else if v.parse::<f64>().is_ok() {
+                    "!!float"
+                } else {
+                    "!!str"
+                };
+                format!("{tag} `{v}`")
+            }
+        }
+    }
+
+    fn is_bool(self, plain: &str) -> bool {
+        match self {
+            GoYaml::V2 => yaml11_bool(plain).is_some(),
+            GoYaml::V3 => matches!(
+                plain,
+                "true" | "false" | "True" | "False" | "TRUE" | "FALSE"
+            ),
+        }
+    }
+
+    fn duplicate_key(self, key: &str, first_line: usize) -> String {
+        match self {
+            GoYaml::V2 => format!("yaml: key {key:?} already set in map (at line {first_line})"),
+            GoYaml::V3 => format!("yaml: mapping key {key:?} already defined at line {first_line}"),
+        }
+    }
+}
+
+/// YAML 1.1 booleans, which Go's `yaml.v2` reads.
+pub fn yaml11_bool(plain: &str) -> Option<bool> {
+    match plain {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
+            Some(true)
+        }
+        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
+            Some(false)
+        }
+        _ => None,
+    }
+}
+
 /// Deepest nesting accepted (the loader recurses once per level).
 const MAX_DEPTH: usize = 200;
 /// Most nodes a document may expand to, aliases included (a guard against alias bombs).
 const MAX_NODES: usize = 1_000_000;
 
-/// Parses the first YAML document of `text` into `marked-yaml` nodes with positions. `Ok(None)`
-/// for an empty document, which Prometheus accepts as "nothing".
+/// Parses the first YAML document of `text` into `marked-yaml` nodes with positions, as the
+/// rule loaders want it: `Ok(None)` for an empty document, which Prometheus accepts as
+/// "nothing", and an error unless the top level is a mapping.
+pub fn parse_document(text: &str) -> Result<Option<Node>, (Pos, String)> {
+    match parse_root(text, GoYaml::V3)? {
+        Some(Node::Mapping(m)) => Ok(Some(Node::Mapping(m))),
+        Some(other) => Err((
+            node_pos(&other),
+            "yaml: the top level must be a mapping".into(),
+        )),
+        None => Ok(None),
+    }
+}
+
+/// The root node of the first YAML document of `text`, with positions; `Ok(None)` for an empty
+/// document or a null one.
 ///
 /// The tree is built here from `yaml-rust2`'s events rather than by `marked_yaml::parse_yaml`,
 /// because Prometheus (Go's yaml.v3) accepts what that loader refuses: anchors and aliases
 /// (expanded here), merge keys (`<<: *defaults`) and tags (ignored; a tagged scalar is a
 /// string). As in yaml.v3, duplicate keys are errors and only the first document is read.
 /// Scalars keep whether they were plain (`may_coerce`), which null detection and error
-/// positions inside values rely on.
-pub fn parse_document(text: &str) -> Result<Option<Node>, (Pos, String)> {
+/// positions inside values rely on. `go` only words the errors.
+pub fn parse_root(text: &str, go: GoYaml) -> Result<Option<Node>, (Pos, String)> {
     let mut loader = Loader {
         parser: Parser::new_from_str(text),
+        go,
         anchors: HashMap::new(),
         nodes: 0,
     };
@@ -46,6 +135,7 @@ pub fn parse_document(text: &str) -> Result<Option<Node>, (Pos, String)> {
 
 struct Loader<'a> {
     parser: Parser<std::str::Chars<'a>>,
+    go: GoYaml,
     /// Anchored nodes by the parser's anchor id, with their size in nodes.
     anchors: HashMap<usize, (Node, usize)>,
     /// Nodes built so far, aliases counted at their expanded size.
@@ -89,11 +179,7 @@ impl Loader<'_> {
                 (Event::StreamEnd | Event::DocumentEnd, _) => return Ok(None),
                 (event, mark) => {
                     let node = self.node(event, mark, 0)?;
-                    return match node {
-                        Node::Mapping(_) => Ok(Some(node)),
-                        Node::Scalar(s) if is_null(&s) => Ok(None),
-                        _ => Err((pos_of(mark), "yaml: the top level must be a mapping".into())),
-                    };
+                    return Ok(Some(node).filter(|n| !node_is_null(n)));
                 }
             }
         }
@@ -174,13 +260,7 @@ impl Loader<'_> {
                     }
                     if let Some((first, _)) = map.get_key_value(key.as_str()) {
                         let line = first.span().start().map_or(0, |s| s.line());
-                        return Err((
-                            pos_of(m),
-                            format!(
-                                "yaml: mapping key {:?} already defined at line {line}",
-                                key.as_str()
-                            ),
-                        ));
+                        return Err((pos_of(m), self.go.duplicate_key(key.as_str(), line)));
                     }
                     map.insert(key, value);
                 };
@@ -256,34 +336,9 @@ pub fn node_is_null(n: &Node) -> bool {
     matches!(n, Node::Scalar(s) if is_null(s))
 }
 
-/// The YAML tag Go's yaml.v3 would resolve a node to, for "cannot unmarshal" messages.
-pub fn describe(node: &Node) -> String {
-    match node {
-        Node::Mapping(_) => "!!map".to_owned(),
-        Node::Sequence(_) => "!!seq".to_owned(),
-        Node::Scalar(s) => {
-            let v = s.as_str();
-            let tag = if !s.may_coerce() {
-                "!!str"
-            } else if is_null(s) {
-                return "!!null".to_owned();
-            } else if matches!(v, "true" | "false" | "True" | "False" | "TRUE" | "FALSE") {
-                "!!bool"
-            } else if v.parse::<i64>().is_ok() {
-                "!!int"
-            } else if v.parse::<f64>().is_ok() {
-                "!!float"
-            } else {
-                "!!str"
-            };
-            format!("{tag} `{v}`")
-        }
-    }
-}
-
 /// The message Go's yaml.v3 gives when a node has the wrong type.
 pub fn cannot_unmarshal(node: &Node, into: &str) -> String {
-    format!("cannot unmarshal {} into {into}", describe(node))
+    GoYaml::V3.cannot_unmarshal(node, into)
 }
 
 /// The file position of the byte `offset` inside the value of `scalar`, found by walking the
@@ -438,6 +493,28 @@ mod tests {
         assert_eq!(msg, "yaml: mapping keys must be scalars");
         // Only the first document counts.
         assert!(parse_document("a: 1\n---\nb: [[[\n").is_ok());
+    }
+
+    #[test]
+    fn yaml_v2_words_and_resolves_as_alertmanager_reads_it() {
+        let (pos, msg) = parse_root("a: 1\nb: 2\na: 3\n", GoYaml::V2).unwrap_err();
+        assert_eq!(pos, Pos { line: 3, column: 1 });
+        assert_eq!(msg, "yaml: key \"a\" already set in map (at line 1)");
+        let root = parse_root("- yes\n", GoYaml::V2).unwrap().unwrap();
+        assert_eq!(node_pos(&root), Pos { line: 1, column: 1 });
+        let Node::Sequence(items) = &root else {
+            panic!("{root:?}")
+        };
+        let yes = &items[0];
+        assert_eq!(
+            GoYaml::V2.cannot_unmarshal(yes, "int"),
+            "cannot unmarshal !!bool `yes` into int"
+        );
+        assert_eq!(
+            cannot_unmarshal(yes, "int"),
+            "cannot unmarshal !!str `yes` into int"
+        );
+        assert!(parse_root("~\n", GoYaml::V2).unwrap().is_none());
     }
 
     #[test]

@@ -1,3 +1,5 @@
 //! Helpers shared by the integration tests.
 
+pub mod collector;
+pub mod otlp;
 pub mod smtp;

@@ -1,6 +1,7 @@
 //! Exhaustive tests of the dispatch core with a fixture policy.
 
 use super::*;
+use crate::notify::test_labels as labels;
 
 const S: i64 = 1000;
 const M: i64 = 60 * S;
@@ -100,13 +101,6 @@ impl Policy for Fixture {
         }
         false
     }
-}
-
-fn labels(pairs: &[(&str, &str)]) -> LabelSet {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
 }
 
 fn firing(pairs: &[(&str, &str)], starts: i64) -> NotifyAlert {

@@ -577,3 +577,45 @@ async fn issue_4_prometheus_sends_its_alerts_to_redline() {
     );
     collector.stop().await;
 }
+
+/// Silences are durable: after a restart the silence is still listed and still mutes.
+#[tokio::test]
+async fn issue_4_silences_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let (hook, hook_addr) = Hook::start().await;
+    let routing_file = write(dir.path(), "alertmanager.yml", &routing(hook_addr, "0s"));
+    let data = dir.path().join("data");
+    let collector = start(&data, &rules, &routing_file).await;
+    let base = format!("http://{}", collector.http);
+    let (ok, id) = silence_cli(&base, &["add", "alertname=Muted", "--duration=1h"]).await;
+    assert!(ok, "{id}");
+    let id = id.trim().to_owned();
+    collector.stop().await;
+
+    let collector = start(&data, &rules, &routing_file).await;
+    let base = format!("http://{}", collector.http);
+    let (ok, json) = silence_cli(&base, &["query", "--json"]).await;
+    assert!(ok, "{json}");
+    let listed: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["status"]["state"], "active");
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{base}/api/v2/alerts"))
+        .json(&serde_json::json!([
+            {"labels": {"alertname": "Muted"}},
+            {"labels": {"alertname": "Loud"}}
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let payloads = hook.wait_for(1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let payloads_after = hook.payloads();
+    assert_eq!(payloads_after.len(), 1, "{payloads_after:#?}");
+    assert_eq!(payloads[0]["groupLabels"]["alertname"], "Loud");
+    collector.stop().await;
+}

@@ -62,6 +62,9 @@ pub(super) struct Writer {
     /// Where committed data for derived series goes (`Store::tap_commits`); the derive task
     /// holds the receiver and the tap ends when it is dropped.
     tap: Option<super::CommitTap>,
+    /// The tap filter's answer per series id, so each series is matched once, not at every
+    /// commit (ids are never reused). Cleared when the tap changes.
+    tap_picks: FastMap<i64, bool>,
 }
 
 impl Writer {
@@ -82,6 +85,7 @@ impl Writer {
             next_id: 1,
             wal_bytes: 0,
             tap: None,
+            tap_picks: FastMap::default(),
         };
         let started = Instant::now();
         let mut guard = writer.shared.write().map_err(|_| StoreError::Closed)?;
@@ -248,6 +252,7 @@ impl Writer {
             }
             Command::Tap(tap) => {
                 self.tap = Some(tap);
+                self.tap_picks.clear();
                 false
             }
         }
@@ -598,10 +603,15 @@ impl Writer {
             };
             for (id, samples) in grouped {
                 // The series index already holds this commit's new series.
-                if let Some(labels) = shared.labels.get(id).cloned()
-                    && (tap.filter)(&labels)
-                {
-                    committed.series.push((labels, samples.clone()));
+                let Some(labels) = shared.labels.get(id) else {
+                    continue;
+                };
+                let picked = *self
+                    .tap_picks
+                    .entry(*id)
+                    .or_insert_with(|| (tap.filter)(labels));
+                if picked {
+                    committed.series.push((labels.clone(), samples.clone()));
                 }
             }
         }
@@ -744,6 +754,7 @@ impl Writer {
         self.ids.retain(|_, id| !dead.contains(id));
         for id in &dead {
             self.last.remove(id);
+            self.tap_picks.remove(id);
         }
         metrics::counter!("redline_collector_store_retention_deleted_total", "kind" => "chunks")
             .increment(outcome.chunks as u64);

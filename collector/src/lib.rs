@@ -313,7 +313,10 @@ impl Collector {
                 .into_future(),
         );
         let manager = tokio::spawn(manager.run(self.reload_rx, stop_rx.clone()));
-        let dispatcher = tokio::spawn(dispatcher.run(stop_rx.clone()));
+        // The dispatcher stops after the alert events are drained (below), not with the
+        // listeners, so the last evaluations' transitions reach it.
+        let (dispatch_stop_tx, dispatch_stop_rx) = watch::channel(false);
+        let dispatcher = tokio::spawn(dispatcher.run(dispatch_stop_rx));
         let derive = if self.config.detect.enabled {
             match derive::Derive::new(self.store.clone(), self.config.detect.clone(), clock) {
                 Ok(d) => Some(tokio::spawn(d.run(stop_rx.clone()))),
@@ -352,6 +355,7 @@ impl Collector {
             // drains what they handed over.
             let _ = manager.await;
             let _ = events.await;
+            let _ = dispatch_stop_tx.send(true);
             // The dispatcher stops at the same signal; what it enqueued is in SQLite. The
             // outbox worker finishes its attempts in flight (each bounded by its timeout).
             let _ = dispatcher.await;

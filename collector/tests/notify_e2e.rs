@@ -619,3 +619,37 @@ async fn issue_4_silences_survive_a_restart() {
     assert_eq!(payloads[0]["groupLabels"]["alertname"], "Loud");
     collector.stop().await;
 }
+
+/// A resolution the dispatcher held in memory when the collector stopped is reported after
+/// the restart (the rule manager re-announces recently resolved alerts).
+#[tokio::test]
+async fn issue_4_resolution_pending_at_shutdown_is_sent_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    write(&rules, "host.yml", RULES);
+    let (hook, hook_addr) = Hook::start().await;
+    // A long group interval keeps the resolution waiting in the dispatcher.
+    let slow = routing(hook_addr, "0s").replace("group_interval: 1s", "group_interval: 1h");
+    let routing_file = write(dir.path(), "alertmanager.yml", &slow);
+    let data = dir.path().join("data");
+    let collector = start(&data, &rules, &routing_file).await;
+    collector.send("cpu.load", "web1", 97.0).await;
+    assert_eq!(hook.wait_for(1).await[0]["status"], "firing");
+    collector.send("cpu.load", "web1", 5.0).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        hook.payloads().len(),
+        1,
+        "the resolution waits for the group interval"
+    );
+    collector.stop().await;
+
+    write(dir.path(), "alertmanager.yml", &routing(hook_addr, "0s"));
+    let collector = start(&data, &rules, &routing_file).await;
+    let payloads = hook.wait_for(2).await;
+    assert_eq!(payloads[1]["status"], "resolved");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(hook.payloads().len(), 2, "{:#?}", hook.payloads());
+    collector.stop().await;
+}

@@ -78,7 +78,9 @@ struct Group {
 /// A notification ready to persist and deliver.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Outgoing {
-    pub entry: OutboxEntry,
+    /// `None` when the log changed but nothing is sent (e.g. everything resolved and the
+    /// integration does not want resolved notices): the log entry must still be persisted.
+    pub entry: Option<OutboxEntry>,
     pub log: NotificationLogEntry,
 }
 
@@ -247,6 +249,20 @@ impl Dispatch {
             .filter(|a| !a.resolved_at(now_ms))
             .map(|a| &a.labels)
             .collect();
+        // Mute state per alert, once per flush (it does not depend on the integration).
+        let alerts: Vec<(u64, &NotifyAlert, bool, bool)> = alerts
+            .into_iter()
+            .map(|a| {
+                let resolved = a.resolved_at(now_ms);
+                let muted = !resolved
+                    && (!policy.silenced_by(&a.labels, now_ms).is_empty()
+                        || policy.inhibited(
+                            &a.labels,
+                            &mut firing_all.iter().copied().filter(|l| *l != &a.labels),
+                        ));
+                (fingerprint(&a.labels), a, resolved, muted)
+            })
+            .collect();
         let route_muted = policy.route_muted(&group.route.route_id, now_ms);
         for integration in policy.integrations(&group.route.receiver) {
             if route_muted {
@@ -254,22 +270,24 @@ impl Dispatch {
             }
             let log_key = (group.key.clone(), integration.id.clone());
             let entry = self.log.get(&log_key);
+            let told = |fp: u64| entry.is_some_and(|e| e.firing.contains(&fp));
             let mut firing = Vec::new();
             let mut resolved = Vec::new();
-            for alert in &alerts {
-                let fp = fingerprint(&alert.labels);
-                if alert.resolved_at(now_ms) {
-                    resolved.push((fp, *alert));
-                } else if policy.silenced_by(&alert.labels, now_ms).is_empty()
-                    && !policy.inhibited(
-                        &alert.labels,
-                        &mut firing_all.iter().copied().filter(|l| *l != &alert.labels),
-                    )
-                {
-                    firing.push((fp, *alert));
+            // Firing alerts the receiver was told about and that are muted now: not sent again,
+            // but still firing as far as the log goes, so their resolution is reported
+            // (alertmanager#226) and nothing is re-sent when the mute ends.
+            let mut still_told = BTreeSet::new();
+            for (fp, alert, is_resolved, muted) in &alerts {
+                if *is_resolved {
+                    resolved.push((*fp, *alert));
+                } else if !muted {
+                    firing.push((*fp, *alert));
+                } else if told(*fp) {
+                    still_told.insert(*fp);
                 }
             }
-            let firing_set: BTreeSet<u64> = firing.iter().map(|(fp, _)| *fp).collect();
+            let sendable: BTreeSet<u64> = firing.iter().map(|(fp, _)| *fp).collect();
+            let firing_set: BTreeSet<u64> = sendable.union(&still_told).copied().collect();
             let resolved_set: BTreeSet<u64> = resolved.iter().map(|(fp, _)| *fp).collect();
             if !needs_update(
                 entry,
@@ -294,13 +312,15 @@ impl Dispatch {
             };
             self.log.insert(log_key, log.clone());
             if sent.is_empty() {
-                // Everything left is resolved and this integration does not want resolved
-                // notices: record that the firing alerts are cleared, send nothing.
+                // Nothing to send (everything left is resolved and this integration does not
+                // want resolved notices, or only muted alerts remain): the log still changed
+                // and is persisted.
+                out.push(Outgoing { entry: None, log });
                 continue;
             }
             self.sequence += 1;
             out.push(Outgoing {
-                entry: OutboxEntry {
+                entry: Some(OutboxEntry {
                     integration: integration.id.clone(),
                     idempotency_key: format!(
                         "{:016x}-{now_ms}-{}",
@@ -319,16 +339,16 @@ impl Dispatch {
                         external_url: self.external_url.clone(),
                     },
                     created_at: now_ms,
-                },
+                }),
                 log,
             });
         }
         // Resolved alerts leave the group once a flush has looked at them (Alertmanager
         // deletes them after a successful notify; ours is durable once enqueued).
         if let Some(g) = self.groups.get_mut(key) {
-            for alert in &alerts {
-                if alert.resolved_at(now_ms) {
-                    g.alerts.remove(&fingerprint(&alert.labels));
+            for (fp, _, is_resolved, _) in &alerts {
+                if *is_resolved {
+                    g.alerts.remove(fp);
                 }
             }
             if g.alerts.is_empty() {

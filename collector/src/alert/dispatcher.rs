@@ -353,6 +353,12 @@ impl Dispatcher {
                 _ = sleep => {}
             }
         }
+        // Take what was handed over before the stop and flush what is due, so the last
+        // transitions are decided (and persisted) rather than dropped.
+        while let Ok(command) = self.commands.try_recv() {
+            self.handle(command).await;
+        }
+        self.flush(self.clock.now_ms()).await;
         tracing::debug!("dispatcher stopped");
     }
 
@@ -489,8 +495,9 @@ impl Dispatcher {
         self.persist_silence(&silence).await?;
         let ended_at = now;
         self.silences.insert(id.to_owned(), silence);
-        // Treat the expiry like a silence reaching its end.
-        self.on_silences_ended(ended_at - 1, ended_at);
+        // The run loop sees the silence end at `now` (after its last tick) and notifies the
+        // groups it muted, as for a silence reaching its end.
+        let _ = ended_at;
         Ok(())
     }
 
@@ -529,6 +536,7 @@ impl Dispatcher {
         }
         let (entries, log): (Vec<_>, Vec<_>) =
             outgoing.into_iter().map(|o| (o.entry, o.log)).unzip();
+        let entries: Vec<_> = entries.into_iter().flatten().collect();
         match self.store.enqueue_notifications(entries.clone(), log).await {
             Ok(ids) => {
                 for (entry, id) in entries.into_iter().zip(ids) {

@@ -233,7 +233,25 @@ impl Manager {
                 )));
             }
             // Alert state of rules that no longer exist is dropped from the store, so a restart
-            // does not resurrect it.
+            // does not resurrect it; their firing alerts resolve now, so receivers hear so.
+            let now = now_ms();
+            for (rule_key, alerts) in &carried {
+                for alert in alerts.values().filter(|a| a.state == State::Firing) {
+                    let mut resolved = alert.clone();
+                    resolved.state = State::Inactive;
+                    resolved.resolved_at = Some(now);
+                    let event = AlertEvent {
+                        rule_key: rule_key.clone(),
+                        group: String::new(),
+                        transition: Transition::Resolved(resolved),
+                        generator_url: String::new(),
+                    };
+                    if self.ctx.events.send(event).await.is_err() {
+                        metrics::counter!("redline_collector_alert_events_dropped_total")
+                            .increment(1);
+                    }
+                }
+            }
             if !carried.is_empty() {
                 let batch = WriteBatch {
                     alert_state: carried
@@ -340,14 +358,21 @@ async fn run_group(
                 .filter(|n| !own.contains(n.as_str()) && n != "ALERTS" && n != "ALERTS_FOR_STATE")
                 .collect()
         });
-    // Announce the alerts that already fire (carried over a restart or reload), so the
-    // dispatcher knows them before their next transition; it deduplicates what it knew.
+    // Announce the alerts that already fire (carried over a restart or reload), and those that
+    // resolved recently (still kept, as Prometheus keeps them for 15 minutes), so the
+    // dispatcher knows them before their next transition: it deduplicates what it knew, and a
+    // resolution it had not reported before a restart is reported now.
     for (rule, (key, rule_alerts)) in group.rules.iter().zip(keys.iter().zip(&alerts)) {
-        for alert in rule_alerts.values().filter(|a| a.state == State::Firing) {
+        for alert in rule_alerts.values() {
+            let transition = match alert.state {
+                State::Firing => Transition::Fired(alert.clone()),
+                State::Inactive if alert.fired_at.is_some() => Transition::Resolved(alert.clone()),
+                _ => continue,
+            };
             let event = AlertEvent {
                 rule_key: key.clone(),
                 group: group.name.clone(),
-                transition: Transition::Fired(alert.clone()),
+                transition,
                 generator_url: generator_url(&ctx.config.external_url, &rule.expr_text),
             };
             if ctx.events.send(event).await.is_err() {

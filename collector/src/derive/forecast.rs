@@ -82,6 +82,11 @@ impl Trend {
         (capacity - fitted_now) / slope / 1000.0
     }
 
+    /// The time of the newest point.
+    pub fn last_ms(&self) -> Option<i64> {
+        self.points.back().map(|p| p.0)
+    }
+
     /// Bytes of state, for the state budget.
     pub fn state_bytes(&self) -> usize {
         std::mem::size_of::<Self>() + self.points.capacity() * std::mem::size_of::<(i64, f64)>()

@@ -43,6 +43,11 @@ pub const ANOMALY_SCORE: &str = "anomaly_score";
 pub const ANOMALY_RATE: &str = "anomaly_rate";
 pub const FORECAST: &str = "forecast_seconds_to_full";
 
+/// A forecast series with no sample for this long is dropped.
+const STALE_MS: i64 = 10 * 60_000;
+/// A detector whose series had no sample for this long is dropped.
+const IDLE_DETECTOR_MS: i64 = 24 * 3_600_000;
+
 /// Series whose forecast is computed, with the capacity they fill up to.
 pub const FORECAST_SERIES: [(&str, f64); 2] = [
     ("system_filesystem_utilization_ratio", 1.0),
@@ -243,6 +248,10 @@ impl Derive {
         };
         let mut scores = Vec::new();
         for s in samples {
+            // Samples the detector has seen (the warm-up replay and the tap overlap at start).
+            if s.timestamp_ms <= state.last_score_ms {
+                continue;
+            }
             let input = if state.counter {
                 let previous = state.previous.replace(*s);
                 match previous {
@@ -314,6 +323,14 @@ impl Derive {
                 }],
             });
         }
+        // Series that stopped (an unmounted filesystem, a gone host) get no forecast and are
+        // forgotten, rather than extrapolated to "full".
+        self.trends
+            .retain(|_, t| t.last_ms().is_some_and(|last| now - last <= STALE_MS));
+        // Detectors of series idle for long are dropped too, so churned series do not hold the
+        // `max_series` budget forever.
+        self.scored
+            .retain(|_, s| s.last_score_ms == 0 || now - s.last_score_ms <= IDLE_DETECTOR_MS);
         for (labels, trend) in &self.trends {
             let Some(capacity) = forecast_capacity(labels) else {
                 continue;

@@ -187,6 +187,11 @@ impl Outbox {
             tokio::select! {
                 _ = stop.changed() => {}
                 row = self.incoming.recv(), if incoming_open => match row {
+                    // A row committed just before the start-up load is both loaded and sent:
+                    // keep one.
+                    Some(row) if queues
+                        .get(&row.integration)
+                        .is_some_and(|q| q.iter().any(|r| r.id == row.id)) => {}
                     Some(row) => queues.entry(row.integration.clone()).or_default().push_back(row),
                     None => incoming_open = false,
                 },

@@ -303,6 +303,7 @@ impl Writer {
         let mut new_meta: Vec<MetricMeta> = Vec::new();
         let mut next_id = self.next_id;
         let mut spans = Vec::new();
+        let mut duplicate_spans: Vec<usize> = Vec::new();
         let mut logs = Vec::new();
         let mut alert_state = Vec::new();
         let mut resolved_alerts = Vec::new();
@@ -448,8 +449,8 @@ impl Writer {
                 )
                 .map_err(sql("insert span"))?;
             let mut ops_seen = std::collections::HashSet::new();
-            for s in &spans {
-                insert_span
+            for (i, s) in spans.iter().enumerate() {
+                let inserted = insert_span
                     .execute(params![
                         s.trace_id,
                         s.span_id,
@@ -468,6 +469,11 @@ impl Writer {
                         s.scope
                     ])
                     .map_err(sql("insert span"))?;
+                // A span delivered again (a client's retry) is ignored by the primary key; it
+                // must not count twice in span metrics either.
+                if inserted == 0 {
+                    duplicate_spans.push(i);
+                }
                 if ops_seen.insert((s.service.as_str(), s.name.as_str(), s.kind)) {
                     insert_op
                         .execute(params![s.service, s.name, s.kind])
@@ -571,6 +577,14 @@ impl Writer {
             for m in &new_meta {
                 shared.metadata.insert(m.name.clone(), m.clone());
             }
+        }
+        if !duplicate_spans.is_empty() {
+            let mut i = 0;
+            spans.retain(|_| {
+                let keep = duplicate_spans.binary_search(&i).is_err();
+                i += 1;
+                keep
+            });
         }
         self.send_to_tap(&grouped, &spans);
         for (id, labels) in new_series {

@@ -120,8 +120,21 @@ fn resolved(pairs: &[(&str, &str)], starts: i64, ends: i64) -> NotifyAlert {
     }
 }
 
+/// A notification that is sent (not a log-only update), as the tests look at it.
+struct Sent {
+    entry: OutboxEntry,
+    log: NotificationLogEntry,
+}
+
+/// The notifications a flush sends, without its log-only updates.
+fn sent_only(out: Vec<Outgoing>) -> Vec<Sent> {
+    out.into_iter()
+        .filter_map(|o| o.entry.map(|entry| Sent { entry, log: o.log }))
+        .collect()
+}
+
 /// Names of the `instance` labels of the alerts in a notification, firing then resolved.
-fn summary(o: &Outgoing) -> (Vec<String>, Vec<String>) {
+fn summary(o: &Sent) -> (Vec<String>, Vec<String>) {
     let n = &o.entry.notification;
     let name = |a: &NotifyAlert| a.labels.get("instance").cloned().unwrap_or_default();
     (
@@ -160,8 +173,8 @@ fn waits_group_wait_then_groups_alerts_into_one_notification() {
         t0 + S,
     );
     assert_eq!(d.next_due(), Some(t0 + 30 * S));
-    assert!(d.flush_due(&p, t0 + 29 * S).is_empty());
-    let out = d.flush_due(&p, t0 + 30 * S);
+    assert!(sent_only(d.flush_due(&p, t0 + 29 * S)).is_empty());
+    let out = sent_only(d.flush_due(&p, t0 + 30 * S));
     assert_eq!(out.len(), 1);
     assert_eq!(summary(&out[0]), (vec!["a".into(), "b".into()], vec![]));
     let n = &out[0].entry.notification;
@@ -171,7 +184,7 @@ fn waits_group_wait_then_groups_alerts_into_one_notification() {
     assert_eq!(out[0].log.firing.len(), 2);
     // Next flush after group_interval: nothing changed, nothing sent.
     assert_eq!(d.next_due(), Some(t0 + 30 * S + 5 * M));
-    assert!(d.flush_due(&p, t0 + 30 * S + 5 * M).is_empty());
+    assert!(sent_only(d.flush_due(&p, t0 + 30 * S + 5 * M)).is_empty());
 }
 
 #[test]
@@ -181,7 +194,7 @@ fn old_alert_flushes_at_once() {
     let t0 = 10 * M;
     d.insert(firing(&[("alertname", "A")], t0 - 5 * M), &p, t0);
     assert_eq!(d.next_due(), Some(t0));
-    assert_eq!(d.flush_due(&p, t0).len(), 1);
+    assert_eq!(sent_only(d.flush_due(&p, t0)).len(), 1);
 }
 
 #[test]
@@ -190,10 +203,10 @@ fn new_alert_in_group_waits_for_group_interval() {
     let mut d = Dispatch::new("");
     let t0 = 0;
     d.insert(firing(&[("alertname", "A"), ("instance", "a")], t0), &p, t0);
-    assert_eq!(d.flush_due(&p, 30 * S).len(), 1);
+    assert_eq!(sent_only(d.flush_due(&p, 30 * S)).len(), 1);
     d.insert(firing(&[("alertname", "A"), ("instance", "b")], M), &p, M);
-    assert!(d.flush_due(&p, 2 * M).is_empty());
-    let out = d.flush_due(&p, 30 * S + 5 * M);
+    assert!(sent_only(d.flush_due(&p, 2 * M)).is_empty());
+    let out = sent_only(d.flush_due(&p, 30 * S + 5 * M));
     assert_eq!(out.len(), 1);
     assert_eq!(summary(&out[0]).0, vec!["a", "b"]);
 }
@@ -203,12 +216,12 @@ fn repeat_interval_resends_unchanged_group() {
     let p = Fixture::simple(true);
     let mut d = Dispatch::new("");
     d.insert(firing(&[("alertname", "A")], 0), &p, 0);
-    assert_eq!(d.flush_due(&p, 30 * S).len(), 1);
+    assert_eq!(sent_only(d.flush_due(&p, 30 * S)).len(), 1);
     let mut t = 30 * S;
     let mut sent = Vec::new();
     for _ in 0..100 {
         t += 5 * M;
-        if !d.flush_due(&p, t).is_empty() {
+        if !sent_only(d.flush_due(&p, t)).is_empty() {
             sent.push(t);
         }
     }
@@ -223,9 +236,9 @@ fn resolved_notice_only_for_send_resolved_and_only_once() {
         let mut d = Dispatch::new("");
         let a = [("alertname", "A"), ("instance", "a")];
         d.insert(firing(&a, 0), &p, 0);
-        assert_eq!(d.flush_due(&p, 30 * S).len(), 1);
+        assert_eq!(sent_only(d.flush_due(&p, 30 * S)).len(), 1);
         d.insert(resolved(&a, 0, M), &p, M);
-        let out = d.flush_due(&p, 30 * S + 5 * M);
+        let out = sent_only(d.flush_due(&p, 30 * S + 5 * M));
         if send_resolved {
             assert_eq!(out.len(), 1);
             assert_eq!(summary(&out[0]), (vec![], vec!["a".to_owned()]));
@@ -253,17 +266,17 @@ fn partial_resolution_waits_without_send_resolved() {
     let b = [("alertname", "A"), ("instance", "b")];
     d.insert(firing(&a, 0), &p, 0);
     d.insert(firing(&b, 0), &p, 0);
-    assert_eq!(d.flush_due(&p, 30 * S).len(), 1);
+    assert_eq!(sent_only(d.flush_due(&p, 30 * S)).len(), 1);
     d.insert(resolved(&a, 0, M), &p, M);
     // One of two resolved, receiver does not want resolved notices: nothing until repeat.
-    assert!(d.flush_due(&p, 30 * S + 5 * M).is_empty());
+    assert!(sent_only(d.flush_due(&p, 30 * S + 5 * M)).is_empty());
     let p2 = Fixture::simple(true);
     let mut d = Dispatch::new("");
     d.insert(firing(&a, 0), &p2, 0);
     d.insert(firing(&b, 0), &p2, 0);
-    assert_eq!(d.flush_due(&p2, 30 * S).len(), 1);
+    assert_eq!(sent_only(d.flush_due(&p2, 30 * S)).len(), 1);
     d.insert(resolved(&a, 0, M), &p2, M);
-    let out = d.flush_due(&p2, 30 * S + 5 * M);
+    let out = sent_only(d.flush_due(&p2, 30 * S + 5 * M));
     assert_eq!(
         summary(&out[0]),
         (vec!["b".to_owned()], vec!["a".to_owned()])
@@ -277,7 +290,7 @@ fn alert_resolved_before_first_flush_is_never_sent() {
     let a = [("alertname", "A")];
     d.insert(firing(&a, 0), &p, 0);
     d.insert(resolved(&a, 0, 10 * S), &p, 10 * S);
-    assert!(d.flush_due(&p, 30 * S).is_empty());
+    assert!(sent_only(d.flush_due(&p, 30 * S)).is_empty());
     assert_eq!(d.sizes(), (0, 0));
 }
 
@@ -287,13 +300,13 @@ fn refiring_after_resolution_is_a_new_alert() {
     let mut d = Dispatch::new("");
     let a = [("alertname", "A")];
     d.insert(firing(&a, 0), &p, 0);
-    assert_eq!(d.flush_due(&p, 30 * S).len(), 1);
+    assert_eq!(sent_only(d.flush_due(&p, 30 * S)).len(), 1);
     d.insert(resolved(&a, 0, M), &p, M);
-    assert_eq!(d.flush_due(&p, 30 * S + 5 * M).len(), 1);
+    assert_eq!(sent_only(d.flush_due(&p, 30 * S + 5 * M)).len(), 1);
     d.insert(firing(&a, 10 * M), &p, 10 * M);
     // A new group: waits group_wait.
     assert_eq!(d.next_due(), Some(10 * M + 30 * S));
-    let out = d.flush_due(&p, 10 * M + 30 * S);
+    let out = sent_only(d.flush_due(&p, 10 * M + 30 * S));
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].entry.notification.alerts[0].starts_at_ms, 10 * M);
 }
@@ -316,12 +329,12 @@ fn group_by_all_labels_and_no_labels() {
     let mut d = Dispatch::new("");
     d.insert(firing(&[("alertname", "A"), ("instance", "a")], 0), &p, 0);
     d.insert(firing(&[("alertname", "A"), ("instance", "b")], 0), &p, 0);
-    assert_eq!(d.flush_due(&p, 30 * S).len(), 2);
+    assert_eq!(sent_only(d.flush_due(&p, 30 * S)).len(), 2);
     p.root = Some(route("{}", "ops", Some(&[])));
     let mut d = Dispatch::new("");
     d.insert(firing(&[("alertname", "A"), ("instance", "a")], 0), &p, 0);
     d.insert(firing(&[("alertname", "B"), ("instance", "b")], 0), &p, 0);
-    let out = d.flush_due(&p, 30 * S);
+    let out = sent_only(d.flush_due(&p, 30 * S));
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].entry.notification.group_key, "{}:{}");
 }
@@ -364,7 +377,7 @@ fn every_integration_of_the_receiver_and_every_continued_route() {
         &p,
         0,
     );
-    let out = d.flush_due(&p, 30 * S);
+    let out = sent_only(d.flush_due(&p, 30 * S));
     let ids: Vec<&str> = out.iter().map(|o| o.entry.integration.as_str()).collect();
     assert_eq!(ids, vec!["ops/webhook/0", "ops/email/0", "pager/webhook/0"]);
     let keys: BTreeSet<&str> = out
@@ -381,9 +394,9 @@ fn silenced_alerts_are_left_out_and_come_back_when_the_silence_ends() {
     let mut d = Dispatch::new("");
     d.insert(firing(&[("alertname", "A"), ("instance", "a")], 0), &p, 0);
     d.insert(firing(&[("alertname", "A"), ("instance", "b")], 0), &p, 0);
-    let out = d.flush_due(&p, 30 * S);
+    let out = sent_only(d.flush_due(&p, 30 * S));
     assert_eq!(summary(&out[0]).0, vec!["a"]);
-    assert!(d.flush_due(&p, 30 * S + 5 * M).is_empty());
+    assert!(sent_only(d.flush_due(&p, 30 * S + 5 * M)).is_empty());
     // The silence ends at 10m; the dispatcher task asks for a flush at once.
     assert_eq!(
         d.flush_now_where(
@@ -392,7 +405,7 @@ fn silenced_alerts_are_left_out_and_come_back_when_the_silence_ends() {
         ),
         1
     );
-    let out = d.flush_due(&p, 10 * M);
+    let out = sent_only(d.flush_due(&p, 10 * M));
     assert_eq!(summary(&out[0]).0, vec!["a", "b"]);
 }
 
@@ -402,10 +415,10 @@ fn fully_silenced_group_sends_nothing() {
     p.silences.push(("alertname".into(), "A".into(), 0, 60 * M));
     let mut d = Dispatch::new("");
     d.insert(firing(&[("alertname", "A")], 0), &p, 0);
-    assert!(d.flush_due(&p, 30 * S).is_empty());
+    assert!(sent_only(d.flush_due(&p, 30 * S)).is_empty());
     // Resolved while silenced and never notified: nothing (the receiver never heard of it).
     d.insert(resolved(&[("alertname", "A")], 0, M), &p, M);
-    assert!(d.flush_due(&p, 30 * S + 5 * M).is_empty());
+    assert!(sent_only(d.flush_due(&p, 30 * S + 5 * M)).is_empty());
 }
 
 #[test]
@@ -415,10 +428,10 @@ fn issue_4_resolved_notice_for_alert_silenced_while_firing() {
     let a = [("alertname", "A"), ("instance", "a")];
     let mut d = Dispatch::new("");
     d.insert(firing(&a, 0), &p, 0);
-    assert_eq!(d.flush_due(&p, 30 * S).len(), 1);
+    assert_eq!(sent_only(d.flush_due(&p, 30 * S)).len(), 1);
     p.silences.push(("instance".into(), "a".into(), M, 60 * M));
     d.insert(resolved(&a, 0, 2 * M), &p, 2 * M);
-    let out = d.flush_due(&p, 30 * S + 5 * M);
+    let out = sent_only(d.flush_due(&p, 30 * S + 5 * M));
     assert_eq!(out.len(), 1, "the resolved notice is not muted");
     assert_eq!(summary(&out[0]), (vec![], vec!["a".to_owned()]));
 }
@@ -447,7 +460,7 @@ fn inhibited_alert_is_left_out_while_source_fires() {
     d.insert(firing(&crit, 0), &p, 0);
     d.insert(firing(&warn, 0), &p, 0);
     d.insert(firing(&other, 0), &p, 0);
-    let out = d.flush_due(&p, 30 * S);
+    let out = sent_only(d.flush_due(&p, 30 * S));
     let sent: Vec<String> = out
         .iter()
         .map(|o| {
@@ -465,7 +478,7 @@ fn inhibited_alert_is_left_out_while_source_fires() {
     );
     // The source resolves: the inhibited alert is sent at its group's next flush.
     d.insert(resolved(&crit, 0, M), &p, M);
-    let out = d.flush_due(&p, 30 * S + 5 * M);
+    let out = sent_only(d.flush_due(&p, 30 * S + 5 * M));
     let names: Vec<(String, crate::notify::Status)> = out
         .iter()
         .map(|o| {
@@ -485,9 +498,9 @@ fn muted_route_sends_nothing_and_resumes_after() {
     p.muted_routes.push(("{}".into(), 0, 20 * M));
     let mut d = Dispatch::new("");
     d.insert(firing(&[("alertname", "A")], 0), &p, 0);
-    assert!(d.flush_due(&p, 30 * S).is_empty());
-    assert!(d.flush_due(&p, 30 * S + 15 * M).is_empty());
-    assert_eq!(d.flush_due(&p, 30 * S + 20 * M).len(), 1);
+    assert!(sent_only(d.flush_due(&p, 30 * S)).is_empty());
+    assert!(sent_only(d.flush_due(&p, 30 * S + 15 * M)).is_empty());
+    assert_eq!(sent_only(d.flush_due(&p, 30 * S + 20 * M)).len(), 1);
 }
 
 #[test]
@@ -496,7 +509,7 @@ fn restored_log_prevents_resending_after_restart() {
     let mut d = Dispatch::new("");
     let a = [("alertname", "A")];
     d.insert(firing(&a, 0), &p, 0);
-    let out = d.flush_due(&p, 30 * S);
+    let out = sent_only(d.flush_due(&p, 30 * S));
     let log = out[0].log.clone();
     // "Restart": a new core with the persisted log and the alert re-inserted.
     let mut d = Dispatch::new("");
@@ -504,13 +517,13 @@ fn restored_log_prevents_resending_after_restart() {
     d.insert(firing(&a, 0), &p, 2 * M);
     assert_eq!(d.next_due(), Some(2 * M), "old alert: flush at once");
     assert!(
-        d.flush_due(&p, 2 * M).is_empty(),
+        sent_only(d.flush_due(&p, 2 * M)).is_empty(),
         "already notified, not again"
     );
     // Without the log it would be sent again.
     let mut fresh = Dispatch::new("");
     fresh.insert(firing(&a, 0), &p, 2 * M);
-    assert_eq!(fresh.flush_due(&p, 2 * M).len(), 1);
+    assert_eq!(sent_only(fresh.flush_due(&p, 2 * M)).len(), 1);
 }
 
 type Case = (
@@ -574,4 +587,57 @@ fn needs_update_table() {
             "case {i}"
         );
     }
+}
+
+#[test]
+fn issue_4_resolved_notice_after_flushes_while_silenced() {
+    // Review finding: a flush while the alert is silenced must not forget that the receiver
+    // was told it fires.
+    let mut p = Fixture::simple(true);
+    let a = [("alertname", "A"), ("instance", "a")];
+    let mut d = Dispatch::new("");
+    d.insert(firing(&a, 0), &p, 0);
+    assert_eq!(sent_only(d.flush_due(&p, 30 * S)).len(), 1);
+    p.silences.push(("instance".into(), "a".into(), M, 60 * M));
+    // Several group intervals pass while silenced: nothing is sent, nothing forgotten.
+    for k in 1..=4 {
+        let out = d.flush_due(&p, 30 * S + k * 5 * M);
+        assert!(sent_only(out).is_empty());
+    }
+    d.insert(resolved(&a, 0, 22 * M), &p, 22 * M);
+    let out = sent_only(d.flush_due(&p, 30 * S + 5 * 5 * M));
+    assert_eq!(out.len(), 1, "the resolved notice is sent");
+    assert_eq!(summary(&out[0]), (vec![], vec!["a".to_owned()]));
+    // And when a silence ends while the alert still fires, the receiver is not told again
+    // (it never stopped firing as far as it knows) until the repeat interval.
+    let mut p = Fixture::simple(true);
+    let mut d = Dispatch::new("");
+    d.insert(firing(&a, 0), &p, 0);
+    assert_eq!(sent_only(d.flush_due(&p, 30 * S)).len(), 1);
+    p.silences.push(("instance".into(), "a".into(), M, 20 * M));
+    assert!(sent_only(d.flush_due(&p, 30 * S + 5 * M)).is_empty());
+    assert!(sent_only(d.flush_due(&p, 30 * S + 25 * M)).is_empty());
+}
+
+#[test]
+fn log_only_updates_are_returned_for_persistence() {
+    // Review finding: a resolution an integration does not want to hear about still changes
+    // the log, and that change must reach the store, or a restart would think the alert
+    // still fires and swallow its next firing until the repeat interval.
+    let p = Fixture::simple(false);
+    let a = [("alertname", "A")];
+    let mut d = Dispatch::new("");
+    d.insert(firing(&a, 0), &p, 0);
+    let first = d.flush_due(&p, 30 * S);
+    assert!(first[0].entry.is_some());
+    d.insert(resolved(&a, 0, M), &p, M);
+    let out = d.flush_due(&p, 30 * S + 5 * M);
+    assert_eq!(out.len(), 1);
+    assert!(out[0].entry.is_none());
+    assert!(out[0].log.firing.is_empty());
+    // After a "restart" with that log, a new firing is sent at once.
+    let mut d = Dispatch::new("");
+    d.restore_log([out[0].log.clone()]);
+    d.insert(firing(&a, 10 * M), &p, 10 * M);
+    assert_eq!(sent_only(d.flush_due(&p, 10 * M + 30 * S)).len(), 1);
 }

@@ -23,7 +23,11 @@
 //!    rarity against that component's own running distribution on this series. A z of 6 on a
 //!    bursty series that produces such z weekly is not surprising; on a quiet one it is. This is
 //!    what makes one threshold mean the same for every series. The sample's surprise is the
-//!    largest of its components'.
+//!    largest of its components' (each scaled by `Params::weights`), plus a share of its
+//!    *likelihood* (HTM's anomaly likelihood): how far a short average of recent surprise lies
+//!    in the tail of that average's own long-run distribution. A series that has started to
+//!    misbehave (many moderately surprising samples, none alarming on its own) adds up to an
+//!    alarm; on a series whose surprise is always high, the long-run distribution absorbs it.
 //! 4. **Alarm shaping**: once the surprise crosses `alarm_surprise`, the next `cooldown`
 //!    samples are damped (by up to `cooldown_penalty` decades, fading out) unless they are
 //!    clearly more surprising than the one that fired. One incident should page once: the
@@ -55,7 +59,7 @@ use super::seasonal::Seasonal;
 use super::shape::{self, ShapeModel, Shapes, TrainingSample};
 
 /// First byte of `Detector::to_bytes`; bump it whenever the layout changes.
-pub const STATE_VERSION: u8 = 1;
+pub const STATE_VERSION: u8 = 2;
 
 /// The production parameter set: the daemon and the NAB runner use `Params::default()`.
 #[derive(Clone, Debug, PartialEq)]
@@ -107,11 +111,11 @@ impl Default for Params {
             shift_window: 16,
             shape_clusters: 2,
             retrain_every: 512,
-            weights: [1.0, 1.0, 1.0, 1.0],
+            weights: [0.85, 0.85, 0.95, 0.85],
             calibration_rate: 0.02,
             alarm_surprise: 2.5,
             cooldown: 150,
-            cooldown_penalty: 6.0,
+            cooldown_penalty: 8.0,
             cooldown_escape: 2.0,
         }
     }
@@ -166,6 +170,28 @@ pub struct Detector {
     /// Samples left in the current alarm's cooldown, and the surprise that started it.
     cooldown_left: u32,
     fired: f64,
+    /// Likelihood stage: short EWMA of surprise, long EWMA mean/var of the short average.
+    lik_short: f32,
+    lik_mean: f32,
+    lik_var: f32,
+}
+
+/// Likelihood stage (stage 3b): samples averaged by the short EWMA of surprise, the memory of
+/// the long-run distribution of that average, the floor under its standard deviation
+/// (decades), and how much of the likelihood's decades is added to the sample's surprise.
+const LIKELIHOOD_SHORT: f64 = 15.0;
+const LIKELIHOOD_LONG: f64 = 8000.0;
+const LIKELIHOOD_SD_FLOOR: f64 = 0.2;
+const LIKELIHOOD_WEIGHT: f64 = 0.3;
+
+/// −log10 of the standard normal upper tail at `x` ≥ 0, minus −log10(0.5) so that `x = 0` is 0
+/// (Börjesson–Sundberg approximation of the tail, within 0.3 % of it everywhere).
+fn normal_tail_decades(x: f64) -> f64 {
+    let x = x.max(0.0);
+    let (a, b) = (0.339, 5.510);
+    let ln_tail =
+        0.5 * x * x + 0.918_938_533_204_672_8 + ((1.0 - a) * x + a * (x * x + b).sqrt()).ln();
+    (ln_tail / std::f64::consts::LN_10 - std::f64::consts::LOG10_2).max(0.0)
 }
 
 impl Detector {
@@ -192,6 +218,9 @@ impl Detector {
             last: [0.0; COMPONENTS],
             cooldown_left: 0,
             fired: 0.0,
+            lik_short: 0.0,
+            lik_mean: 0.0,
+            lik_var: 0.0,
         }
     }
 
@@ -305,6 +334,7 @@ impl Detector {
             surprise = surprise.max(s);
             self.tails[c].update(r, p.calibration_rate);
         }
+        surprise += LIKELIHOOD_WEIGHT * self.likelihood(surprise);
 
         self.seasonal.update(t_ms, x);
         if self.history.len() >= 2 {
@@ -316,7 +346,7 @@ impl Detector {
         self.since_refresh += 1;
         self.since_train = self.since_train.saturating_add(1);
 
-        if self.n <= u64::from(p.min_history) {
+        if self.n <= u64::from(self.params.min_history) {
             return 0.0;
         }
         let out = self.shape_alarm(surprise);
@@ -342,6 +372,34 @@ impl Detector {
     /// The robust scale of the window, floored by the long-run step size.
     fn scale(&self) -> f64 {
         self.robust.scale.max(0.5 * self.diff_abs)
+    }
+
+    /// Stage 3b: how unusual the recent *level* of surprise is (decades, ≥ 0), as HTM's anomaly
+    /// likelihood does. A short average of the sample's surprise is compared with the long-run
+    /// distribution (mean, variance) of that same average, and the normal tail beyond it is
+    /// the answer. One rare sample barely moves the short average; a stretch of moderately
+    /// surprising samples (a series that has started to misbehave, no single point standing
+    /// out) moves it a lot, and on a series that is always a little surprising the long-run
+    /// mean and variance absorb it. Updates the state with `surprise`.
+    fn likelihood(&mut self, surprise: f64) -> f64 {
+        let a_short = 1.0 / LIKELIHOOD_SHORT;
+        self.lik_short += (a_short * (surprise - f64::from(self.lik_short))) as f32;
+        let short = f64::from(self.lik_short);
+        let mean = f64::from(self.lik_mean);
+        let sd = f64::from(self.lik_var).sqrt().max(LIKELIHOOD_SD_FLOOR);
+        // The first samples only learn the distribution.
+        let out = if self.n > 20 {
+            normal_tail_decades((short - mean) / sd)
+        } else {
+            0.0
+        };
+        let a_long = (1.0 / (self.n + 1) as f64).max(1.0 / LIKELIHOOD_LONG);
+        let d = short - mean;
+        self.lik_mean += (a_long * d) as f32;
+        self.lik_var += (a_long * (d * d - f64::from(self.lik_var))) as f32;
+        // Never below 0 through rounding: `from_bytes` refuses a negative variance.
+        self.lik_var = self.lik_var.max(0.0);
+        if out.is_finite() { out } else { 0.0 }
     }
 
     /// Stage 4: damp the samples that follow an alarm.
@@ -425,6 +483,9 @@ impl Detector {
         }
         w.u32(self.cooldown_left);
         w.f64(self.fired);
+        w.f32(self.lik_short);
+        w.f32(self.lik_mean);
+        w.f32(self.lik_var);
         w.buf
     }
 
@@ -478,6 +539,19 @@ impl Detector {
         }
         d.cooldown_left = r.u32()?;
         d.fired = r.f64()?;
+        let at = r.position();
+        d.lik_short = r.f32()?;
+        d.lik_mean = r.f32()?;
+        d.lik_var = r.f32()?;
+        let finite = [d.lik_short, d.lik_mean, d.lik_var]
+            .iter()
+            .all(|v| v.is_finite());
+        if !(finite && d.lik_var >= 0.0) {
+            return Err(DecodeError::Invalid {
+                what: "likelihood",
+                at,
+            });
+        }
         r.finish()?;
         Ok(d)
     }

@@ -93,12 +93,9 @@ impl Reloader {
     /// partially (a bad rule is reported, the rest load); the routing configuration is all or
     /// nothing, as in Alertmanager: when it has errors, the one in force stays.
     pub async fn reload(&self) -> anyhow::Result<Vec<String>> {
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        self.rules
-            .send(alert::manager::ReloadRequest { reply })
-            .await
-            .map_err(|_| anyhow::anyhow!("the collector is shutting down"))?;
-        let mut errors = rx.await?;
+        // Routing first, so the alerts the reloaded rules re-announce are routed by the new
+        // configuration.
+        let mut errors = Vec::new();
         let parts = self.notify.lock().ok().and_then(|g| g.clone());
         if let Some(parts) = parts {
             match alert::dispatcher::Routing::load(self.notify_file.as_deref()) {
@@ -115,6 +112,12 @@ impl Reloader {
                 }
             }
         }
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.rules
+            .send(alert::manager::ReloadRequest { reply })
+            .await
+            .map_err(|_| anyhow::anyhow!("the collector is shutting down"))?;
+        errors.extend(rx.await?);
         Ok(errors)
     }
 }

@@ -184,6 +184,17 @@ impl Dispatch {
             .any(|((g, _), e)| g == group_key && e.firing.contains(&fp))
     }
 
+    /// Re-routes every alert after the routing changed, as Alertmanager rebuilds its groups on
+    /// reload: groups start afresh under the new routes; the notification log is kept, so what
+    /// receivers were told is not told again.
+    pub fn reroute(&mut self, policy: &dyn Policy, now_ms: i64) {
+        self.groups.clear();
+        let alerts: Vec<NotifyAlert> = self.alerts.drain().map(|(_, a)| a).collect();
+        for alert in alerts {
+            self.insert(alert, policy, now_ms);
+        }
+    }
+
     /// When the next group is due, if any.
     pub fn next_due(&self) -> Option<i64> {
         self.groups.values().map(|g| g.next_flush_ms).min()

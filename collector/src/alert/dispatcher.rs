@@ -450,6 +450,12 @@ impl Dispatcher {
             }
             Command::Reload(routing) => {
                 self.routing = Arc::new(*routing);
+                let routing = self.routing.clone();
+                let view = View {
+                    routing: &routing,
+                    silences: &self.silences,
+                };
+                self.core.reroute(&view, now);
                 tracing::info!("notification routing reloaded");
             }
         }

@@ -120,8 +120,10 @@ fn convert_alert(
             ));
         }
     }
-    let starts = parse_time(index, "startsAt", &alert.starts_at)?.unwrap_or(now_ms);
     let ends = parse_time(index, "endsAt", &alert.ends_at)?;
+    // As Alertmanager: no start means now, or the end when that is already past.
+    let starts = parse_time(index, "startsAt", &alert.starts_at)?
+        .unwrap_or_else(|| ends.map_or(now_ms, |end| end.min(now_ms)));
     if let Some(end) = ends
         && end < starts
     {
@@ -432,6 +434,11 @@ mod tests {
                 .err()
                 .is_some_and(|e| e.starts_with("alerts[1].startsAt: \"yesterday\""))
         );
+        // Only a past end: the alert starts (and resolves) then.
+        let mut e = alert(&[("a", "b")]);
+        e.ends_at = Some("1970-01-01T00:00:01Z".into());
+        let e = convert_alert(0, e, 5000, 1).map(|a| (a.starts_at_ms, a.ends_at_ms));
+        assert_eq!(e, Ok((1000, Some(1000))));
         let mut d = alert(&[("a", "b")]);
         d.starts_at = Some("2026-11-26T10:00:00Z".into());
         d.ends_at = Some("2026-11-26T09:00:00Z".into());

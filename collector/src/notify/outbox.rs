@@ -82,6 +82,12 @@ impl RetryPolicy {
     }
 }
 
+/// A finished attempt: the task id and what the task returned.
+type Attempted = (
+    tokio::task::Id,
+    (OutboxRow, Result<(), DeliveryFailure>, i64, i64),
+);
+
 /// The worker's handle to send newly enqueued entries.
 pub type OutboxSender = mpsc::Sender<OutboxRow>;
 
@@ -147,7 +153,9 @@ impl Outbox {
         }
         let mut in_flight: JoinSet<(OutboxRow, Result<(), DeliveryFailure>, i64, i64)> =
             JoinSet::new();
-        let mut busy: HashMap<String, ()> = HashMap::new();
+        // Integrations with an attempt in flight, by the attempt's task id, so a task that
+        // panics still frees its integration (and its row fails instead of stalling the queue).
+        let mut busy: HashMap<tokio::task::Id, OutboxRow> = HashMap::new();
         let mut incoming_open = true;
         loop {
             if *stop.borrow() {
@@ -157,21 +165,23 @@ impl Outbox {
             let now = self.clock.now_ms();
             let mut next_wake: Option<i64> = None;
             for (integration, queue) in &queues {
-                if busy.contains_key(integration) {
+                if busy.values().any(|r| &r.integration == integration) {
                     continue;
                 }
                 let Some(head) = queue.front() else { continue };
                 if head.next_attempt_at <= now {
-                    busy.insert(integration.clone(), ());
                     let row = head.clone();
                     let deliver = self.deliver.clone();
                     let clock = self.clock;
-                    in_flight.spawn(async move {
+                    let task_row = row.clone();
+                    let handle = in_flight.spawn(async move {
+                        let row = task_row;
                         let started = clock.now_ms();
                         let result = deliver.deliver(&row).await;
                         let ended = clock.now_ms();
                         (row, result, started, ended)
                     });
+                    busy.insert(handle.id(), row);
                 } else {
                     next_wake = Some(
                         next_wake.map_or(head.next_attempt_at, |w| w.min(head.next_attempt_at)),
@@ -195,22 +205,45 @@ impl Outbox {
                     Some(row) => queues.entry(row.integration.clone()).or_default().push_back(row),
                     None => incoming_open = false,
                 },
-                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
-                    if let Ok((row, result, started, ended)) = done {
-                        busy.remove(&row.integration);
-                        self.finish(&mut queues, row, result, started, ended).await;
-                    }
+                Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
+                    self.joined(&mut queues, &mut busy, done).await;
                 }
                 _ = sleep => {}
             }
         }
         // Let attempts in flight finish and record them; each is bounded by its timeout.
-        while let Some(done) = in_flight.join_next().await {
-            if let Ok((row, result, started, ended)) = done {
-                self.finish(&mut queues, row, result, started, ended).await;
-            }
+        while let Some(done) = in_flight.join_next_with_id().await {
+            self.joined(&mut queues, &mut busy, done).await;
         }
         tracing::debug!("outbox worker stopped");
+    }
+
+    /// Handles a finished attempt task: its outcome, or, if it panicked, a permanent failure of
+    /// its row.
+    async fn joined(
+        &self,
+        queues: &mut BTreeMap<String, VecDeque<OutboxRow>>,
+        busy: &mut HashMap<tokio::task::Id, OutboxRow>,
+        done: Result<Attempted, tokio::task::JoinError>,
+    ) {
+        match done {
+            Ok((id, (row, result, started, ended))) => {
+                busy.remove(&id);
+                self.finish(queues, row, result, started, ended).await;
+            }
+            Err(e) => {
+                let Some(row) = busy.remove(&e.id()) else {
+                    return;
+                };
+                let now = self.clock.now_ms();
+                let failure = DeliveryFailure {
+                    retryable: false,
+                    retry_after: None,
+                    message: format!("the delivery task failed: {e}"),
+                };
+                self.finish(queues, row, Err(failure), now, now).await;
+            }
+        }
     }
 
     async fn finish(
@@ -547,6 +580,86 @@ mod delivery_tests {
         // No retry is scheduled past the give-up time; an attempt may start a little late on a
         // loaded machine, hence the slack.
         assert!(attempts.iter().all(|a| a.at <= t0 + 500 + 1000));
+        stop_tx.send(true).unwrap();
+        worker.await.unwrap();
+        store.close().await.unwrap();
+    }
+}
+
+#[cfg(test)]
+mod panic_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::notify::{LabelSet, Notification};
+    use crate::store::{OutboxEntry, StoreOptions};
+
+    /// Panics on the first notification, delivers the rest.
+    struct PanicsOnce(Mutex<Vec<String>>);
+
+    impl Deliver for PanicsOnce {
+        fn deliver(&self, row: &OutboxRow) -> DeliveryFuture {
+            let key = row.idempotency_key.clone();
+            let seen = self.0.lock().unwrap().len();
+            self.0.lock().unwrap().push(key.clone());
+            Box::pin(async move {
+                assert!(seen > 0, "a receiver bug");
+                Ok(())
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_delivery_fails_its_row_and_the_queue_moves_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreOptions::new(dir.path())).unwrap();
+        let clock = Clock::new();
+        let entry = |key: &str| OutboxEntry {
+            integration: "ops/webhook/0".into(),
+            idempotency_key: key.into(),
+            notification: Notification {
+                receiver: "ops".into(),
+                group_key: "{}:{}".into(),
+                group_labels: LabelSet::new(),
+                alerts: vec![],
+                now_ms: 0,
+                external_url: String::new(),
+            },
+            created_at: clock.now_ms(),
+        };
+        store
+            .enqueue_notifications(vec![entry("first"), entry("second")], vec![])
+            .await
+            .unwrap();
+        let receiver = Arc::new(PanicsOnce(Mutex::new(Vec::new())));
+        let (outbox, _tx) = Outbox::new(
+            store.clone(),
+            receiver.clone(),
+            RetryPolicy::default(),
+            clock,
+            4,
+        );
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let worker = tokio::spawn(outbox.run(stop_rx));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !store.pending_notifications().await.unwrap().is_empty()
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let attempts = store.delivery_attempts(None, 10).await.unwrap();
+        let outcomes: Vec<AttemptOutcome> = attempts.iter().rev().map(|a| a.outcome).collect();
+        assert_eq!(
+            outcomes,
+            vec![AttemptOutcome::Failed, AttemptOutcome::Delivered]
+        );
+        assert!(
+            attempts[1].error.contains("the delivery task failed"),
+            "{}",
+            attempts[1].error
+        );
         stop_tx.send(true).unwrap();
         worker.await.unwrap();
         store.close().await.unwrap();

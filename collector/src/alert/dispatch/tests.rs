@@ -641,3 +641,32 @@ fn log_only_updates_are_returned_for_persistence() {
     d.insert(firing(&a, 10 * M), &p, 10 * M);
     assert_eq!(sent_only(d.flush_due(&p, 10 * M + 30 * S)).len(), 1);
 }
+
+#[test]
+fn reroute_moves_alerts_to_new_routes_without_resending() {
+    let mut p = Fixture::simple(true);
+    let mut d = Dispatch::new("");
+    d.insert(firing(&[("alertname", "A"), ("team", "db")], 0), &p, 0);
+    assert_eq!(sent_only(d.flush_due(&p, 30 * S)).len(), 1);
+    // A reload adds a route for team=db to a new receiver.
+    p.routes = vec![(
+        "team".into(),
+        "db".into(),
+        route("{}/0", "dba", Some(&["alertname"])),
+    )];
+    p.integrations.insert(
+        "dba".into(),
+        vec![IntegrationRef {
+            id: "dba/webhook/0".into(),
+            send_resolved: true,
+        }],
+    );
+    d.reroute(&p, M);
+    let out = sent_only(d.flush_due(&p, M));
+    let ids: Vec<&str> = out.iter().map(|o| o.entry.integration.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec!["dba/webhook/0"],
+        "the new receiver hears it; the old one is not re-told"
+    );
+}

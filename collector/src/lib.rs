@@ -254,13 +254,21 @@ impl Collector {
         let events = {
             let dispatch = dispatch.clone();
             tokio::spawn(async move {
-                while let Some(event) = events_rx.recv().await {
-                    tracing::debug!(rule = %event.rule_key, transition = ?transition_name(&event.transition), "alert transition");
-                    if let Some(alert) = notify_alert(&event)
-                        && dispatch.send_alerts(vec![alert]).await.is_err()
-                    {
+                // Transitions that arrive together (one evaluation, an alert storm) go to the
+                // dispatcher as one batch, so it does its per-command work once.
+                let mut events = Vec::with_capacity(64);
+                while events_rx.recv_many(&mut events, 1024).await > 0 {
+                    let alerts: Vec<notify::NotifyAlert> = events
+                        .drain(..)
+                        .filter_map(|event| {
+                            tracing::debug!(rule = %event.rule_key, transition = ?transition_name(&event.transition), "alert transition");
+                            notify_alert(&event)
+                        })
+                        .collect();
+                    let n = alerts.len() as u64;
+                    if n > 0 && dispatch.send_alerts(alerts).await.is_err() {
                         metrics::counter!("redline_collector_alert_events_dropped_total")
-                            .increment(1);
+                            .increment(n);
                     }
                 }
             })

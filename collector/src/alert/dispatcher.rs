@@ -531,6 +531,10 @@ impl Dispatcher {
     }
 
     async fn flush(&mut self, now: i64) {
+        // Most wake-ups are commands; only look at the groups when one is due.
+        if self.core.next_due().is_none_or(|due| due > now) {
+            return;
+        }
         let routing = self.routing.clone();
         let view = View {
             routing: &routing,

@@ -242,6 +242,7 @@ impl Collector {
             clock,
             outbox_tx,
             1024,
+            self.config.notify.retention,
         );
         if let Ok(mut parts) = self.notify_parts.lock() {
             *parts = Some(NotifyParts {

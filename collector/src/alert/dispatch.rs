@@ -195,6 +195,14 @@ impl Dispatch {
         }
     }
 
+    /// Forgets log entries last written before `cutoff_ms` (the store prunes its copy with the
+    /// same retention); a group that still fires refreshes its entry at every repeat.
+    pub fn prune_log(&mut self, cutoff_ms: i64) -> usize {
+        let before = self.log.len();
+        self.log.retain(|_, e| e.sent_at >= cutoff_ms);
+        before - self.log.len()
+    }
+
     /// When the next group is due, if any.
     pub fn next_due(&self) -> Option<i64> {
         self.groups.values().map(|g| g.next_flush_ms).min()

@@ -272,6 +272,9 @@ pub struct Dispatcher {
     commands: mpsc::Receiver<Command>,
     /// New outbox entries to the outbox worker, which ends when this sender is dropped.
     outbox: OutboxSender,
+    /// How long expired silences and notification-log entries are kept in memory (the store
+    /// keeps them as long).
+    retention_ms: i64,
 }
 
 impl Dispatcher {
@@ -283,6 +286,7 @@ impl Dispatcher {
         clock: Clock,
         outbox: OutboxSender,
         capacity: usize,
+        retention: Duration,
     ) -> (Dispatcher, DispatcherHandle) {
         let (tx, commands) = mpsc::channel(capacity.max(1));
         let handle = DispatcherHandle {
@@ -299,6 +303,7 @@ impl Dispatcher {
                 silences: BTreeMap::new(),
                 commands,
                 outbox,
+                retention_ms: retention.as_millis() as i64,
             },
             handle,
         )
@@ -330,11 +335,18 @@ impl Dispatcher {
             Err(e) => tracing::error!(error = %e, "could not load the notification log"),
         }
         let mut last_tick = self.clock.now_ms();
+        let mut last_prune = last_tick;
         loop {
             if *stop.borrow() {
                 break;
             }
             let now = self.clock.now_ms();
+            if now - last_prune >= 3_600_000 {
+                last_prune = now;
+                let cutoff = now - self.retention_ms;
+                self.silences.retain(|_, s| s.ends_at_ms >= cutoff);
+                self.core.prune_log(cutoff);
+            }
             self.on_silences_ended(last_tick, now);
             last_tick = now;
             self.flush(now).await;

@@ -670,3 +670,14 @@ fn reroute_moves_alerts_to_new_routes_without_resending() {
         "the new receiver hears it; the old one is not re-told"
     );
 }
+
+#[test]
+fn old_log_entries_are_pruned() {
+    let p = Fixture::simple(true);
+    let mut d = Dispatch::new("");
+    d.insert(firing(&[("alertname", "A")], 0), &p, 0);
+    let out = d.flush_due(&p, 30 * S);
+    assert_eq!(out.len(), 1);
+    assert_eq!(d.prune_log(10 * S), 0, "written at 30 s, kept");
+    assert_eq!(d.prune_log(31 * S), 1);
+}

@@ -60,7 +60,7 @@ impl Hook {
 
     /// Waits (bounded; not a timing assertion) until `n` payloads arrived.
     async fn wait_for(&self, n: usize) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let p = self.payloads();
             if p.len() >= n {
@@ -91,7 +91,33 @@ async fn start(data: &Path, rules: &Path, routing: &Path) -> Running {
     config.notify.config_file = Some(routing.to_owned());
     config.notify.initial_backoff = Duration::from_millis(50);
     config.notify.max_backoff = Duration::from_millis(200);
-    collector::start(config).await
+    let running = collector::start(config).await;
+    // Rules load asynchronously after start; send samples only once the groups evaluate, so a
+    // loaded machine does not turn start-up order into a flaky test.
+    let has_rules = std::fs::read_dir(rules).is_ok_and(|mut d| d.next().is_some());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if !has_rules {
+            break;
+        }
+        let body: Value = reqwest::get(running.url("/api/v1/rules"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let evaluated = body["data"]["groups"].as_array().is_some_and(|g| {
+            !g.is_empty()
+                && g.iter()
+                    .all(|g| g["lastEvaluation"] != "0001-01-01T00:00:00Z")
+        });
+        if evaluated {
+            break;
+        }
+        assert!(Instant::now() < deadline, "rules never evaluated: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    running
 }
 
 const RULES: &str = r#"

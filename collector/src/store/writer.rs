@@ -307,7 +307,6 @@ impl Writer {
         let mut logs = Vec::new();
         let mut alert_state = Vec::new();
         let mut resolved_alerts = Vec::new();
-        let notify = self.written.receiver_count() > 0;
         let mut written_names: std::collections::BTreeSet<String> =
             std::collections::BTreeSet::new();
         for batch in batches {
@@ -373,7 +372,9 @@ impl Writer {
                     }
                 }
                 outcome.samples_accepted += kept;
-                if notify && kept > 0 && !written_names.contains(labels.metric_name()) {
+                // Collected whether or not anyone listens yet: a rule group that subscribes
+                // while this commit is in flight must still hear of it.
+                if kept > 0 && !written_names.contains(labels.metric_name()) {
                     written_names.insert(labels.metric_name().to_owned());
                 }
                 if let Some(p) = prev {

@@ -120,6 +120,16 @@ async fn start(data: &Path, rules: &Path, routing: &Path) -> Running {
     running
 }
 
+/// `DIR/rules`, holding `host.yml` with `rules` when given (empty otherwise).
+fn rules_dir(dir: &Path, rules: Option<&str>) -> std::path::PathBuf {
+    let path = dir.join("rules");
+    std::fs::create_dir(&path).unwrap();
+    if let Some(text) = rules {
+        write(&path, "host.yml", text);
+    }
+    path
+}
+
 const RULES: &str = r#"
 groups:
   - name: host
@@ -165,9 +175,7 @@ fn hmac_hex(secret: &str, body: &[u8]) -> String {
 #[tokio::test]
 async fn issue_4_threshold_crossing_reaches_the_webhook_and_the_mail_then_resolves() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
-    write(&rules, "host.yml", RULES);
+    let rules = rules_dir(dir.path(), Some(RULES));
     let (hook, hook_addr) = Hook::start().await;
     let smtp = support::smtp::Sink::start(&[]).await;
     // The webhook receiver plus an email integration on the same receiver, with a templated
@@ -283,9 +291,7 @@ async fn issue_4_threshold_crossing_reaches_the_webhook_and_the_mail_then_resolv
 #[tokio::test]
 async fn issue_4_receiver_outage_then_every_notification_once() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
-    write(&rules, "host.yml", RULES);
+    let rules = rules_dir(dir.path(), Some(RULES));
     let (hook, hook_addr) = Hook::start().await;
     *hook.down.lock().unwrap() = true;
     let routing_file = write(dir.path(), "alertmanager.yml", &routing(hook_addr, "0s"));
@@ -324,9 +330,7 @@ async fn issue_4_receiver_outage_then_every_notification_once() {
 #[tokio::test]
 async fn issue_4_restart_during_group_wait_sends_once() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
-    write(&rules, "host.yml", RULES);
+    let rules = rules_dir(dir.path(), Some(RULES));
     let (hook, hook_addr) = Hook::start().await;
     let routing_file = write(dir.path(), "alertmanager.yml", &routing(hook_addr, "2s"));
     let data = dir.path().join("data");
@@ -372,8 +376,7 @@ async fn amtool(url: &str, args: &[&str]) -> String {
 #[tokio::test]
 async fn issue_4_posted_alerts_and_silences_through_amtool() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
+    let rules = rules_dir(dir.path(), None);
     let (hook, hook_addr) = Hook::start().await;
     let routing_file = write(dir.path(), "alertmanager.yml", &routing(hook_addr, "0s"));
     let collector = start(&dir.path().join("data"), &rules, &routing_file).await;
@@ -482,8 +485,7 @@ async fn silence_cli(url: &str, args: &[&str]) -> (bool, String) {
 #[tokio::test]
 async fn issue_4_silences_through_the_redline_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
+    let rules = rules_dir(dir.path(), None);
     let (_hook, hook_addr) = Hook::start().await;
     let routing_file = write(dir.path(), "alertmanager.yml", &routing(hook_addr, "0s"));
     let collector = start(&dir.path().join("data"), &rules, &routing_file).await;
@@ -548,8 +550,7 @@ async fn issue_4_prometheus_sends_its_alerts_to_redline() {
         panic!("prometheus is not on PATH (Debian package `prometheus`); run .ci/run");
     };
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
+    let rules = rules_dir(dir.path(), None);
     let (hook, hook_addr) = Hook::start().await;
     let routing_file = write(dir.path(), "alertmanager.yml", &routing(hook_addr, "0s"));
     let collector = start(&dir.path().join("data"), &rules, &routing_file).await;
@@ -608,8 +609,7 @@ async fn issue_4_prometheus_sends_its_alerts_to_redline() {
 #[tokio::test]
 async fn issue_4_silences_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
+    let rules = rules_dir(dir.path(), None);
     let (hook, hook_addr) = Hook::start().await;
     let routing_file = write(dir.path(), "alertmanager.yml", &routing(hook_addr, "0s"));
     let data = dir.path().join("data");
@@ -651,9 +651,7 @@ async fn issue_4_silences_survive_a_restart() {
 #[tokio::test]
 async fn issue_4_resolution_pending_at_shutdown_is_sent_after_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
-    write(&rules, "host.yml", RULES);
+    let rules = rules_dir(dir.path(), Some(RULES));
     let (hook, hook_addr) = Hook::start().await;
     // A long group interval keeps the resolution waiting in the dispatcher.
     let slow = routing(hook_addr, "0s").replace("group_interval: 1s", "group_interval: 1h");

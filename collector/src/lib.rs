@@ -35,6 +35,7 @@ pub mod clock;
 pub mod config;
 pub mod derive;
 pub mod detect;
+pub mod dora;
 pub mod model;
 pub mod notify;
 pub mod query;

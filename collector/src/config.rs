@@ -50,6 +50,25 @@ pub struct RawConfig {
     pub notify: RawNotify,
     #[serde(default)]
     pub detect: RawDetect,
+    #[serde(default)]
+    pub incidents: RawIncidents,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIncidents {
+    /// An incident whose alerts have all resolved and stayed resolved this long resolves
+    /// itself. Default `5m`.
+    pub resolve_after: Option<String>,
+    /// A deployment of the incident's service and environment that finished at most this long
+    /// before an incident opened is linked as its suspected cause. Default `2h`.
+    pub suspect_window: Option<String>,
+    /// Alerts with the same values of these labels share an incident. Default: none, i.e.
+    /// alerts of the same notification group (route group key) share an incident.
+    pub group_by: Option<Vec<String>>,
+    /// A file holding the secret GitHub signs `deployment_status` webhooks with
+    /// (`X-Hub-Signature-256`). Default: none, and `/api/v1/webhooks/github` answers 404.
+    pub github_secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -202,6 +221,39 @@ pub struct DetectConfig {
     pub max_span_keys: usize,
 }
 
+/// Incident settings.
+#[derive(Clone, Debug)]
+pub struct IncidentsConfig {
+    pub resolve_after: Duration,
+    pub suspect_window: Duration,
+    pub group_by: Option<Vec<String>>,
+    pub github_secret_file: Option<PathBuf>,
+}
+
+impl IncidentsConfig {
+    /// The GitHub webhook secret from `github_secret_file` (surrounding whitespace trimmed),
+    /// or why it cannot be used.
+    pub fn read_github_secret(&self) -> Result<Option<Vec<u8>>, String> {
+        let Some(path) = &self.github_secret_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read(path).map_err(|e| {
+            format!(
+                "incidents.github_secret_file: cannot read {}: {e}",
+                path.display()
+            )
+        })?;
+        let secret = text.trim_ascii().to_vec();
+        if secret.is_empty() {
+            return Err(format!(
+                "incidents.github_secret_file: {} is empty",
+                path.display()
+            ));
+        }
+        Ok(Some(secret))
+    }
+}
+
 /// Rule evaluation settings.
 #[derive(Clone, Debug)]
 pub struct RulesConfig {
@@ -230,6 +282,7 @@ pub struct Config {
     pub rules: RulesConfig,
     pub notify: NotifyConfig,
     pub detect: DetectConfig,
+    pub incidents: IncidentsConfig,
 }
 
 impl Default for Config {
@@ -440,10 +493,40 @@ impl Config {
             )?,
             max_span_keys: 10_000,
         };
+        if let Some(names) = &raw.incidents.group_by {
+            for name in names {
+                let valid = !name.is_empty()
+                    && name.chars().enumerate().all(|(i, c)| {
+                        c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())
+                    });
+                if !valid {
+                    return Err(ConfigError::Invalid {
+                        path: path.to_owned(),
+                        key: "incidents.group_by".into(),
+                        problem: format!("{name:?} is not a valid label name"),
+                    });
+                }
+            }
+        }
+        let incidents = IncidentsConfig {
+            resolve_after: parse_duration(
+                path,
+                "incidents.resolve_after",
+                raw.incidents.resolve_after.as_deref().unwrap_or("5m"),
+            )?,
+            suspect_window: parse_duration(
+                path,
+                "incidents.suspect_window",
+                raw.incidents.suspect_window.as_deref().unwrap_or("2h"),
+            )?,
+            group_by: raw.incidents.group_by,
+            github_secret_file: raw.incidents.github_secret_file,
+        };
         Ok(Config {
             rules,
             notify,
             detect,
+            incidents,
             data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from("./data")),
             retention: parse_duration(
                 path,

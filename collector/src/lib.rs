@@ -14,6 +14,10 @@
 //! - `alert`: the rule manager and alert state machine; Alertmanager's routing, silences and
 //!   inhibition; the notification dispatcher.
 //! - `notify`: notifications as receivers get them, webhooks, email, the durable outbox.
+//! - `detect`, `derive`: streaming anomaly detection, and the task that writes anomaly scores,
+//!   span metrics and forecasts back as series.
+//! - `incident`: incidents opened by alerts or people, their timelines, deployments; `dora`:
+//!   the DORA metrics over them, as pure functions.
 //! - `clock`: wall-clock time through tokio's clock, for the schedulers.
 //! - `api`: the HTTP API (Prometheus- and Jaeger-shaped reads, Alertmanager's API v2),
 //!   `/metrics`, health.
@@ -22,7 +26,9 @@
 //!
 //! Data flow: receiver → convert → store.write (acknowledged after commit) → query/api reads;
 //! committed writes → rule groups → alert transitions → dispatcher (route, group, silence,
-//! inhibit) → outbox in SQLite → outbox worker → webhook / email.
+//! inhibit) → outbox in SQLite → outbox worker → webhook / email; dispatcher → incident
+//! manager (open, join, resolve; saved before announced) → incident announcements back to the
+//! dispatcher when a route asks for them.
 //!
 //! Lifecycle: `bind` opens the store and binds every listener (so port 0 works and errors
 //! surface before anything runs); `Collector::run` serves until the shutdown future completes,
@@ -36,6 +42,7 @@ pub mod config;
 pub mod derive;
 pub mod detect;
 pub mod dora;
+pub mod incident;
 pub mod model;
 pub mod notify;
 pub mod query;
@@ -71,6 +78,8 @@ pub struct Collector {
     reload_tx: tokio::sync::mpsc::Sender<alert::manager::ReloadRequest>,
     reload_rx: tokio::sync::mpsc::Receiver<alert::manager::ReloadRequest>,
     notify_parts: Arc<std::sync::Mutex<Option<NotifyParts>>>,
+    /// The GitHub webhook secret read at bind.
+    github_secret: Option<Arc<Vec<u8>>>,
 }
 
 /// Asks a running collector to reload its rule files and its notification routing; cheap to
@@ -140,8 +149,14 @@ pub async fn bind(config: Config) -> anyhow::Result<Collector> {
     let http = bind(config.http_listen, "HTTP API").await?;
     let routing = alert::dispatcher::Routing::load(config.notify.config_file.as_deref())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let github_secret = config
+        .incidents
+        .read_github_secret()
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .map(Arc::new);
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
     Ok(Collector {
+        github_secret,
         routing,
         config,
         store,
@@ -224,7 +239,7 @@ impl Collector {
             tracing::error!(problem = %problem, "integration cannot deliver");
         }
         let integrations = Arc::new(integrations);
-        let (outbox, outbox_tx) = notify::outbox::Outbox::new(
+        let (mut outbox, outbox_tx) = notify::outbox::Outbox::new(
             self.store.clone(),
             integrations.clone(),
             notify::outbox::RetryPolicy {
@@ -236,7 +251,7 @@ impl Collector {
             1024,
         );
         let notify_config_text = Arc::new(self.routing.text.clone());
-        let (dispatcher, dispatch) = alert::dispatcher::Dispatcher::new(
+        let (mut dispatcher, dispatch) = alert::dispatcher::Dispatcher::new(
             self.store.clone(),
             self.routing.clone(),
             self.config.rules.external_url.clone(),
@@ -245,6 +260,25 @@ impl Collector {
             1024,
             self.config.notify.retention,
         );
+        // Incidents: the dispatcher hands every alert transition (with its route group key)
+        // to the incident manager, which announces incident events back through the
+        // dispatcher; the outbox and the detection task add notes to the timelines.
+        let (incident_manager, incidents) = incident::manager::Manager::new(
+            self.store.clone(),
+            incident::core::Policy {
+                resolve_after_ms: self.config.incidents.resolve_after.as_millis() as i64,
+                suspect_window_ms: self.config.incidents.suspect_window.as_millis() as i64,
+                group_by: self.config.incidents.group_by.clone(),
+            },
+            clock,
+            Some(dispatch.clone()),
+            self.config.rules.external_url.clone(),
+            1024,
+        )
+        .await
+        .context("loading open incidents")?;
+        dispatcher.set_incidents(incidents.clone());
+        outbox.set_incidents(incidents.clone());
         if let Ok(mut parts) = self.notify_parts.lock() {
             *parts = Some(NotifyParts {
                 dispatcher: dispatch.clone(),
@@ -289,6 +323,8 @@ impl Collector {
             dispatcher: dispatch,
             notify_config_text,
             started_ms: clock.now_ms(),
+            incidents: Some(incidents.clone()),
+            github_secret: self.github_secret.clone(),
         };
         let manager = alert::manager::Manager::new(
             self.store.clone(),
@@ -330,9 +366,14 @@ impl Collector {
         // listeners, so the last evaluations' transitions reach it.
         let (dispatch_stop_tx, dispatch_stop_rx) = watch::channel(false);
         let dispatcher = tokio::spawn(dispatcher.run(dispatch_stop_rx));
+        let (incident_stop_tx, incident_stop_rx) = watch::channel(false);
+        let incident_manager = tokio::spawn(incident_manager.run(incident_stop_rx));
         let derive = if self.config.detect.enabled {
             match derive::Derive::new(self.store.clone(), self.config.detect.clone(), clock) {
-                Ok(d) => Some(tokio::spawn(d.run(stop_rx.clone()))),
+                Ok(mut d) => {
+                    d.set_incidents(incidents.clone());
+                    Some(tokio::spawn(d.run(stop_rx.clone())))
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "derived series disabled");
                     None
@@ -368,6 +409,10 @@ impl Collector {
             // drains what they handed over.
             let _ = manager.await;
             let _ = events.await;
+            // The incident manager records the last transitions and offers its last
+            // announcements while the dispatcher still runs.
+            let _ = incident_stop_tx.send(true);
+            let _ = incident_manager.await;
             let _ = dispatch_stop_tx.send(true);
             // The dispatcher stops at the same signal; what it enqueued is in SQLite. The
             // outbox worker finishes its attempts in flight (each bounded by its timeout).

@@ -67,6 +67,30 @@ enum Command {
         #[command(subcommand)]
         command: SilenceCommand,
     },
+    /// Incidents on a running collector: list, show, report, acknowledge, resolve, annotate.
+    Incident {
+        /// Base URL of the collector's HTTP API.
+        #[arg(long, global = true, default_value = "http://127.0.0.1:9190")]
+        url: String,
+        #[command(subcommand)]
+        command: redline_collector::incident::cli::IncidentCommand,
+    },
+    /// Record a deployment (for CI pipelines).
+    Deploy {
+        /// Base URL of the collector's HTTP API.
+        #[arg(long, default_value = "http://127.0.0.1:9190")]
+        url: String,
+        #[command(flatten)]
+        args: redline_collector::incident::cli::DeployArgs,
+    },
+    /// The DORA metrics of a service and environment, as a table or JSON.
+    Dora {
+        /// Base URL of the collector's HTTP API.
+        #[arg(long, default_value = "http://127.0.0.1:9190")]
+        url: String,
+        #[command(flatten)]
+        args: redline_collector::incident::cli::DoraArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -196,6 +220,21 @@ fn main() -> ExitCode {
             }
         }
         Command::Silence { url, command } => silence(&url, command),
+        Command::Incident { url, command } => {
+            http_command(redline_collector::incident::cli::incident(&url, command))
+        }
+        Command::Deploy { url, args } => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            http_command(
+                async move { redline_collector::incident::cli::deploy(&url, &args, now).await },
+            )
+        }
+        Command::Dora { url, args } => {
+            http_command(async move { redline_collector::incident::cli::dora(&url, &args).await })
+        }
         Command::Detect { command } => detect(command),
         Command::Validate { config } => match load(Some(&config)) {
             Ok(loaded) => {
@@ -205,6 +244,10 @@ fn main() -> ExitCode {
                     loaded.notify.config_file.as_deref(),
                 ) {
                     eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+                if let Err(e) = loaded.incidents.read_github_secret() {
+                    eprintln!("error: {}: {e}", config.display());
                     return ExitCode::from(2);
                 }
                 println!("{}: ok", config.display());
@@ -282,6 +325,32 @@ fn detect(command: DetectCommand) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Runs one HTTP client command on a small runtime and prints its output or error.
+fn http_command<E: std::fmt::Display>(
+    command: impl std::future::Future<Output = Result<String, E>>,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(command) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -34,6 +34,76 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// family). A test checks that every name the code records appears here.
 pub const METRICS: &[(&str, &str, &str)] = &[
     (
+        "gauge",
+        "redline_collector_incidents_open",
+        "Incidents not yet resolved.",
+    ),
+    (
+        "counter",
+        "redline_collector_incident_events_total",
+        "Incident events announced to the routing tree, by event (opened, acknowledged, resolved).",
+    ),
+    (
+        "counter",
+        "redline_collector_incident_notes_dropped_total",
+        "Timeline notes (notification outcomes, anomaly peaks) dropped because the incident manager was busy, by kind.",
+    ),
+    (
+        "counter",
+        "redline_collector_incident_announcements_dropped_total",
+        "Incident announcements dropped because the dispatcher's queue stayed full.",
+    ),
+    (
+        "counter",
+        "redline_collector_incident_store_errors_total",
+        "Incident changes that could not be saved (the record is saved with its next change).",
+    ),
+    (
+        "counter",
+        "redline_collector_deployments_total",
+        "Deployments recorded, by status.",
+    ),
+    (
+        "counter",
+        "redline_collector_webhook_rejected_total",
+        "Incoming webhooks refused, by reason.",
+    ),
+    (
+        "gauge",
+        "redline_dora_deployments_per_day",
+        "Successful deployments per day over the trailing 30 days, by service and environment.",
+    ),
+    (
+        "gauge",
+        "redline_dora_change_lead_time_median_seconds",
+        "Median change lead time (commit to successful deployment) over the trailing 30 days.",
+    ),
+    (
+        "gauge",
+        "redline_dora_change_lead_time_p90_seconds",
+        "90th percentile (nearest rank) of change lead time over the trailing 30 days.",
+    ),
+    (
+        "gauge",
+        "redline_dora_change_fail_rate",
+        "Share of successful deployments of the trailing 30 days that failed (caused an incident or were rolled back).",
+    ),
+    (
+        "gauge",
+        "redline_dora_failed_deployment_recovery_time_median_seconds",
+        "Median time from a failed deployment to its recovery, over the trailing 30 days.",
+    ),
+    (
+        "gauge",
+        "redline_dora_deployment_rework_rate",
+        "Share of successful deployments of the trailing 30 days that fix an incident.",
+    ),
+    (
+        "gauge",
+        "redline_dora_time_to_restore_median_seconds",
+        "Median time from opening to resolution of incidents opened in the trailing 30 days.",
+    ),
+    (
         "counter",
         "redline_collector_derive_dropped_total",
         "Samples or commits not used for derived series (anomaly scores, span metrics), by reason (queue_full, max_series, store).",

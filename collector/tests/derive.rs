@@ -239,5 +239,31 @@ async fn issue_5_anomaly_in_a_host_metric_fires_the_shipped_rule() {
             .await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The firing alert opened an incident, and the anomaly peak that preceded it is on the
+    // incident's timeline (issue 6).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let incidents = c.get("/api/v1/incidents").await;
+        let id = incidents
+            .as_array()
+            .and_then(|a| a.first())
+            .map(|i| i["id"].clone());
+        if let Some(id) = id {
+            let timeline = c.get(&format!("/api/v1/incidents/{id}/timeline")).await;
+            let peak = timeline
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["kind"] == "anomaly_peak");
+            if let Some(peak) = peak {
+                assert_eq!(peak["refs"]["metric"], "system_memory_utilization_ratio");
+                assert_eq!(peak["actor"], "collector");
+                break;
+            }
+            assert!(Instant::now() < deadline, "no anomaly peak on {timeline:#}");
+        }
+        assert!(Instant::now() < deadline, "no incident: {incidents:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     c.stop().await;
 }

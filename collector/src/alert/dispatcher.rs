@@ -250,6 +250,18 @@ impl DispatcherHandle {
             .map_err(|_| DispatchError::Closed)
     }
 
+    /// Hands alerts over only if the queue has room; gives them back otherwise. For senders
+    /// that the dispatcher itself may be waiting on (the incident manager), which must never
+    /// block on it.
+    pub fn try_send_alerts(&self, alerts: Vec<NotifyAlert>) -> Result<(), Vec<NotifyAlert>> {
+        match self.tx.try_send(Command::Alerts(alerts)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(Command::Alerts(a)))
+            | Err(mpsc::error::TrySendError::Closed(Command::Alerts(a))) => Err(a),
+            Err(_) => Err(Vec::new()),
+        }
+    }
+
     /// `resolve_timeout` of the configuration in force at start, for alerts posted without an
     /// end.
     pub fn resolve_timeout(&self) -> Duration {
@@ -275,6 +287,8 @@ pub struct Dispatcher {
     /// How long expired silences and notification-log entries are kept in memory (the store
     /// keeps them as long).
     retention_ms: i64,
+    /// The incident manager hears every alert transition (with its route group key).
+    incidents: Option<crate::incident::manager::IncidentHandle>,
 }
 
 impl Dispatcher {
@@ -304,9 +318,15 @@ impl Dispatcher {
                 commands,
                 outbox,
                 retention_ms: retention.as_millis() as i64,
+                incidents: None,
             },
             handle,
         )
+    }
+
+    /// Makes every alert transition reach the incident manager too.
+    pub fn set_incidents(&mut self, incidents: crate::incident::manager::IncidentHandle) {
+        self.incidents = Some(incidents);
     }
 
     /// Loads silences and the notification log, then serves until `stop` fires.
@@ -426,8 +446,40 @@ impl Dispatcher {
                     routing: &routing,
                     silences: &self.silences,
                 };
+                let mut keyed = Vec::new();
+                // Incident announcements go through the tree only when a route asks for them
+                // (a matcher on `redline_incident`): otherwise they would fall to the root
+                // receiver and double every page.
+                let incidents_routed = routing
+                    .config
+                    .route
+                    .routes_on_label(crate::incident::manager::INCIDENT_LABEL);
                 for alert in alerts {
+                    if alert
+                        .labels
+                        .contains_key(crate::incident::manager::INCIDENT_LABEL)
+                    {
+                        if incidents_routed {
+                            self.core.insert(alert, &view, now);
+                        }
+                        continue;
+                    }
+                    if self.incidents.is_some() {
+                        // The incident's default key: the group key of the first route the
+                        // alert takes.
+                        let key = routing
+                            .config
+                            .route
+                            .matching_routes(&alert.labels)
+                            .first()
+                            .map(|node| node.group_key(&alert.labels))
+                            .unwrap_or_default();
+                        keyed.push((key, alert.clone()));
+                    }
                     self.core.insert(alert, &view, now);
+                }
+                if let Some(incidents) = &self.incidents {
+                    incidents.alerts(keyed).await;
                 }
             }
             Command::ListAlerts(reply) => {

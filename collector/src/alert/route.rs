@@ -229,6 +229,14 @@ impl RouteTree {
 
     /// The routes that take an alert with these labels, in tree order: Alertmanager's
     /// `Route.Match` from the root. Never empty, since the root has no matchers.
+    /// Whether any route matches on the label `name` (e.g. whether the operator routes
+    /// incident announcements, which carry `redline_incident`).
+    pub fn routes_on_label(&self, name: &str) -> bool {
+        self.nodes
+            .iter()
+            .any(|n| n.matchers.iter().any(|m| m.name == name))
+    }
+
     pub fn matching_routes(&self, labels: &LabelSet) -> Vec<&RouteNode> {
         let mut out = Vec::new();
         self.match_node(0, labels, &mut out);

@@ -4,6 +4,7 @@
 
 mod alertmanager;
 pub mod dto;
+mod incidents;
 mod params;
 
 use std::sync::Arc;
@@ -38,6 +39,10 @@ pub struct Api {
     /// The routing configuration's text, for `GET /api/v2/status`.
     pub notify_config_text: Arc<String>,
     pub started_ms: i64,
+    /// The incident manager (changes to incidents and deployments).
+    pub incidents: Option<crate::incident::manager::IncidentHandle>,
+    /// The secret GitHub signs `deployment_status` webhooks with, when configured.
+    pub github_secret: Option<Arc<Vec<u8>>>,
 }
 
 pub fn router(api: Api) -> Router {
@@ -61,6 +66,7 @@ pub fn router(api: Api) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .merge(alertmanager::router())
+        .merge(incidents::router())
         .with_state(api)
 }
 

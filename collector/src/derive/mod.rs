@@ -123,6 +123,8 @@ pub struct Derive {
     trends: HashMap<Arc<Labels>, forecast::Trend>,
     spans: spanmetrics::SpanMetrics,
     pending: Vec<SeriesSamples>,
+    /// Told when a series' score rises to the threshold, for incident timelines.
+    incidents: Option<crate::incident::manager::IncidentHandle>,
 }
 
 impl Derive {
@@ -138,7 +140,13 @@ impl Derive {
             scored: HashMap::new(),
             trends: HashMap::new(),
             pending: Vec::new(),
+            incidents: None,
         })
+    }
+
+    /// Anomaly peaks (a score rising to `threshold`) go to the incident manager.
+    pub fn set_incidents(&mut self, incidents: crate::incident::manager::IncidentHandle) {
+        self.incidents = Some(incidents);
     }
 
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
@@ -247,6 +255,7 @@ impl Derive {
             return;
         };
         let mut scores = Vec::new();
+        let mut peaks = Vec::new();
         for s in samples {
             // Samples the detector has seen (the warm-up replay and the tap overlap at start).
             if s.timestamp_ms <= state.last_score_ms {
@@ -274,6 +283,10 @@ impl Derive {
             }
             let score = state.detector.observe(s.timestamp_ms, input);
             if score >= threshold {
+                // A rising edge: the previous scored sample was below the threshold.
+                if state.last_anomalous_ms < state.last_score_ms || state.last_score_ms == 0 {
+                    peaks.push((s.timestamp_ms, score));
+                }
                 state.last_anomalous_ms = s.timestamp_ms;
             }
             state.last_score_ms = s.timestamp_ms;
@@ -284,6 +297,18 @@ impl Derive {
         }
         metrics::counter!("redline_collector_anomaly_points_scored_total")
             .increment(scores.len() as u64);
+        if emit && let Some(incidents) = &self.incidents {
+            for (at, score) in peaks {
+                incidents.anomaly(crate::incident::manager::AnomalyPeak {
+                    labels: labels
+                        .iter()
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .collect(),
+                    score,
+                    at,
+                });
+            }
+        }
         if emit && !scores.is_empty() {
             self.pending.push(SeriesSamples {
                 labels: derived_labels(ANOMALY_SCORE, &labels),

@@ -98,6 +98,8 @@ pub struct Outbox {
     clock: Clock,
     /// New entries from the dispatcher; closes when the dispatcher ends.
     incoming: mpsc::Receiver<OutboxRow>,
+    /// Told of every final outcome, for incident timelines.
+    incidents: Option<crate::incident::manager::IncidentHandle>,
 }
 
 /// The kind of an integration id (`receiver/kind/index`) and its receiver, for metric labels.
@@ -130,9 +132,15 @@ impl Outbox {
                 policy,
                 clock,
                 incoming,
+                incidents: None,
             },
             tx,
         )
+    }
+
+    /// Tells the incident manager of every delivered and failed notification.
+    pub fn set_incidents(&mut self, incidents: crate::incident::manager::IncidentHandle) {
+        self.incidents = Some(incidents);
     }
 
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
@@ -305,6 +313,22 @@ impl Outbox {
                 "outcome" => outcome.as_str()
             )
             .increment(1);
+        }
+        if outcome != AttemptOutcome::Retry
+            && let Some(incidents) = &self.incidents
+        {
+            incidents.delivery(crate::incident::manager::DeliveryEvent {
+                integration: row.integration.clone(),
+                delivered: outcome == AttemptOutcome::Delivered,
+                error: error.clone(),
+                at: ended,
+                alerts: row
+                    .notification
+                    .alerts
+                    .iter()
+                    .map(|a| a.labels.clone())
+                    .collect(),
+            });
         }
         let attempt = DeliveryAttempt {
             outbox_id: row.id,

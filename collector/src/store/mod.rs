@@ -18,6 +18,7 @@
 //! read chunks, spans and logs through a small pool of read-only connections.
 
 mod chunk;
+mod incidents;
 mod notify;
 mod schema;
 mod writer;
@@ -33,6 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::alert::state::{Alert, State};
 use crate::model::{Labels, LogRecord, Matcher, MetricMeta, Sample, SeriesSamples, SpanRecord};
 
+pub use incidents::{IncidentFilter, PutDeployment};
 pub use notify::{
     AttemptOutcome, DeliveryAttempt, NotificationLogEntry, OutboxEntry, OutboxRow, SilenceRow,
 };
@@ -79,6 +81,8 @@ pub enum StoreError {
     TooManySamples { limit: usize },
     #[error("blocking task failed: {0}")]
     Join(String),
+    #[error("unreadable stored record: {0}")]
+    CorruptRecord(String),
 }
 
 impl StoreError {

@@ -147,6 +147,43 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX delivery_attempts_by_outbox ON delivery_attempts (outbox_id);
     "#,
+    // 4: incidents, their append-only timelines, deployments. Records the store does not
+    // interpret are JSON (`body`); the columns are what queries filter on.
+    r#"
+    CREATE TABLE incidents (
+        id           INTEGER PRIMARY KEY,
+        status       TEXT NOT NULL,     -- triggered | acknowledged | resolved
+        service      TEXT NOT NULL,
+        environment  TEXT NOT NULL,
+        opened_at    INTEGER NOT NULL,
+        resolved_at  INTEGER,
+        body         TEXT NOT NULL      -- JSON of incident::Incident
+    );
+    CREATE INDEX incidents_by_opened ON incidents (opened_at);
+    CREATE INDEX incidents_by_service ON incidents (service, environment, opened_at);
+    CREATE INDEX incidents_open ON incidents (status) WHERE status <> 'resolved';
+    -- Append-only: rows are inserted, never updated or deleted.
+    CREATE TABLE incident_timeline (
+        id           INTEGER PRIMARY KEY,
+        incident_id  INTEGER NOT NULL REFERENCES incidents (id),
+        at           INTEGER NOT NULL,
+        actor        TEXT NOT NULL,
+        kind         TEXT NOT NULL,
+        message      TEXT NOT NULL,
+        refs         TEXT NOT NULL      -- JSON object
+    );
+    CREATE INDEX incident_timeline_by_incident ON incident_timeline (incident_id, at, id);
+    CREATE TABLE deployments (
+        id           TEXT PRIMARY KEY,
+        service      TEXT NOT NULL,
+        environment  TEXT NOT NULL,
+        status       TEXT NOT NULL,     -- success | failure
+        finished_at  INTEGER NOT NULL,
+        body         TEXT NOT NULL      -- JSON of incident::deployment::Deployment
+    );
+    CREATE INDEX deployments_by_service ON deployments (service, environment, finished_at);
+    CREATE INDEX deployments_by_finish ON deployments (finished_at);
+    "#,
 ];
 
 /// Brings the schema up to date. Returns the version reached.

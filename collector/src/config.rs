@@ -52,6 +52,94 @@ pub struct RawConfig {
     pub detect: RawDetect,
     #[serde(default)]
     pub incidents: RawIncidents,
+    #[serde(default)]
+    pub verification: RawVerification,
+}
+
+/// Post-deploy verification and rollback (see `verify`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVerification {
+    /// How long after a deployment finishes its indicators are analysed. Default `10m`.
+    pub analysis_window: Option<String>,
+    /// The window before the deployment started that is the baseline. Default `30m`.
+    pub baseline_window: Option<String>,
+    /// Analyses repeat this often through the analysis window. Default `1m`.
+    pub interval: Option<String>,
+    /// Resolution of an indicator's samples (the range query's step). Default `15s`.
+    pub step: Option<String>,
+    /// Confidence of the Mann-Whitney U test, e.g. 0.98 (Kayenta's default). Default `0.98`.
+    pub confidence: Option<f64>,
+    /// Smallest relative worsening of the median that fails an analysis. Default `0.1`.
+    pub effect_floor: Option<f64>,
+    /// Fewer samples than this in a window (after outliers) is inconclusive. Default `5`.
+    pub min_samples: Option<usize>,
+    /// Consecutive failed analyses of one indicator that fail the deployment. Default `3`.
+    pub failure_limit: Option<u32>,
+    /// A firing incident linked to a deployment that finished at most this long before it
+    /// also triggers a rollback decision. Default `2h`.
+    pub incident_window: Option<String>,
+    /// Per service (and environment): indicators and rollback policy.
+    #[serde(default)]
+    pub services: Vec<RawServiceVerification>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServiceVerification {
+    pub service: String,
+    /// Only deployments to this environment; default every environment.
+    pub environment: Option<String>,
+    #[serde(default)]
+    pub indicators: Vec<RawIndicator>,
+    #[serde(default)]
+    pub rollback: Option<RawRollback>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIndicator {
+    pub name: String,
+    /// A PromQL expression; every sample of every series it returns is a sample.
+    pub query: String,
+    /// `higher_is_worse` or `lower_is_worse`.
+    pub direction: crate::verify::Direction,
+    /// An absolute limit in the worse direction.
+    pub limit: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRollback {
+    /// `off` (default), `dry-run`, `approval` or `auto`.
+    #[serde(default)]
+    pub mode: crate::verify::rollback::Mode,
+    /// Only deployments to these environments are rolled back. Required unless mode is off.
+    #[serde(default)]
+    pub environments: Vec<String>,
+    /// Default `30m`.
+    pub cooldown: Option<String>,
+    /// At most this many rollbacks of the service per `per`. Default 3 per `24h`.
+    pub max_rollbacks: Option<u32>,
+    pub per: Option<String>,
+    /// How long an approval is waited for. Default `30m`.
+    pub approval_timeout: Option<String>,
+    #[serde(default)]
+    pub hooks: Vec<RawHook>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHook {
+    /// Run this argv (no shell); the context arrives in `REDLINE_*` variables and as JSON on
+    /// stdin.
+    pub exec: Option<Vec<String>>,
+    /// POST the context JSON here, HMAC-signed, through the notification outbox.
+    pub webhook: Option<String>,
+    /// A file holding the webhook's HMAC secret (`X-Redline-Signature`).
+    pub hmac_secret_file: Option<PathBuf>,
+    /// Default `5m` for exec, `10s` per webhook attempt.
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -254,6 +342,45 @@ impl IncidentsConfig {
     }
 }
 
+/// A validated indicator, rollback policy and hooks of one service.
+#[derive(Clone, Debug)]
+pub struct ServiceVerification {
+    pub service: String,
+    pub environment: Option<String>,
+    pub indicators: Vec<crate::verify::judge::IndicatorSpec>,
+    pub rollback: crate::verify::rollback::Policy,
+    pub exec_hooks: Vec<crate::verify::hooks::ExecHook>,
+    pub webhook_hooks: Vec<crate::notify::config::WebhookConfig>,
+}
+
+/// Verification settings.
+#[derive(Clone, Debug)]
+pub struct VerificationConfig {
+    pub analysis_window: Duration,
+    pub baseline_window: Duration,
+    pub interval: Duration,
+    pub step: Duration,
+    pub incident_window: Duration,
+    pub settings: crate::verify::judge::Settings,
+    pub services: Vec<ServiceVerification>,
+}
+
+impl VerificationConfig {
+    /// The entry for a deployment's service and environment: an entry naming the environment
+    /// wins over one for every environment.
+    pub fn for_service(&self, service: &str, environment: &str) -> Option<&ServiceVerification> {
+        self.services
+            .iter()
+            .filter(|s| s.service == service)
+            .find(|s| s.environment.as_deref() == Some(environment))
+            .or_else(|| {
+                self.services
+                    .iter()
+                    .find(|s| s.service == service && s.environment.is_none())
+            })
+    }
+}
+
 /// Rule evaluation settings.
 #[derive(Clone, Debug)]
 pub struct RulesConfig {
@@ -283,6 +410,7 @@ pub struct Config {
     pub notify: NotifyConfig,
     pub detect: DetectConfig,
     pub incidents: IncidentsConfig,
+    pub verification: VerificationConfig,
 }
 
 impl Default for Config {
@@ -315,6 +443,180 @@ fn parse_addr(path: &Path, key: &str, text: &str) -> Result<SocketAddr, ConfigEr
         path: path.to_owned(),
         key: key.to_owned(),
         problem: format!("{text:?} is not an address like 127.0.0.1:9190 ({e})"),
+    })
+}
+
+fn verification(path: &Path, raw: RawVerification) -> Result<VerificationConfig, ConfigError> {
+    let invalid = |key: String, problem: String| ConfigError::Invalid {
+        path: path.to_owned(),
+        key,
+        problem,
+    };
+    let dur = |key: &str, v: &Option<String>, default: &str| {
+        parse_duration(path, key, v.as_deref().unwrap_or(default))
+    };
+    let confidence = raw.confidence.unwrap_or(0.98);
+    if !(confidence > 0.5 && confidence < 1.0) {
+        return Err(invalid(
+            "verification.confidence".into(),
+            format!("{confidence} is not between 0.5 and 1 (exclusive)"),
+        ));
+    }
+    let effect_floor = raw.effect_floor.unwrap_or(0.1);
+    if !(effect_floor.is_finite() && effect_floor >= 0.0) {
+        return Err(invalid(
+            "verification.effect_floor".into(),
+            format!("{effect_floor} must be 0 or more"),
+        ));
+    }
+    let settings = crate::verify::judge::Settings {
+        confidence,
+        effect_floor,
+        min_samples: positive(
+            path,
+            "verification.min_samples",
+            raw.min_samples.unwrap_or(5),
+        )?,
+        outlier_k: 1.5,
+        failure_limit: positive(
+            path,
+            "verification.failure_limit",
+            raw.failure_limit.unwrap_or(3) as usize,
+        )? as u32,
+    };
+    let mut services = Vec::new();
+    for (i, s) in raw.services.into_iter().enumerate() {
+        let at = format!("verification.services[{i}]");
+        if s.service.trim().is_empty() {
+            return Err(invalid(format!("{at}.service"), "must not be empty".into()));
+        }
+        let mut indicators = Vec::new();
+        for (j, ind) in s.indicators.into_iter().enumerate() {
+            if let Err(e) = crate::query::parse(&ind.query) {
+                return Err(invalid(
+                    format!("{at}.indicators[{j}].query"),
+                    e.to_string(),
+                ));
+            }
+            indicators.push(crate::verify::judge::IndicatorSpec {
+                name: ind.name,
+                query: ind.query,
+                direction: ind.direction,
+                limit: ind.limit,
+            });
+        }
+        let rb = s.rollback.unwrap_or(RawRollback {
+            mode: crate::verify::rollback::Mode::Off,
+            environments: Vec::new(),
+            cooldown: None,
+            max_rollbacks: None,
+            per: None,
+            approval_timeout: None,
+            hooks: Vec::new(),
+        });
+        let mode = rb.mode;
+        if mode != crate::verify::rollback::Mode::Off && rb.environments.is_empty() {
+            return Err(invalid(
+                format!("{at}.rollback.environments"),
+                "list the environments where rollbacks are allowed".into(),
+            ));
+        }
+        let ms = |d: Duration| d.as_millis() as i64;
+        let policy = crate::verify::rollback::Policy {
+            mode,
+            environments: rb.environments,
+            cooldown_ms: ms(dur(
+                &format!("{at}.rollback.cooldown"),
+                &rb.cooldown,
+                "30m",
+            )?),
+            max_rollbacks: rb.max_rollbacks.unwrap_or(3),
+            per_ms: ms(dur(&format!("{at}.rollback.per"), &rb.per, "24h")?),
+            approval_timeout_ms: ms(dur(
+                &format!("{at}.rollback.approval_timeout"),
+                &rb.approval_timeout,
+                "30m",
+            )?),
+        };
+        let mut exec_hooks = Vec::new();
+        let mut webhook_hooks = Vec::new();
+        for (k, h) in rb.hooks.into_iter().enumerate() {
+            let key = format!("{at}.rollback.hooks[{k}]");
+            match (h.exec, h.webhook) {
+                (Some(argv), None) => {
+                    if argv.is_empty() || argv[0].is_empty() {
+                        return Err(invalid(format!("{key}.exec"), "needs a program".into()));
+                    }
+                    if !Path::new(&argv[0]).is_absolute() {
+                        return Err(invalid(
+                            format!("{key}.exec"),
+                            format!(
+                                "{:?} must be an absolute path (hooks get no PATH lookup you control)",
+                                argv[0]
+                            ),
+                        ));
+                    }
+                    exec_hooks.push(crate::verify::hooks::ExecHook {
+                        argv,
+                        timeout: dur(&format!("{key}.timeout"), &h.timeout, "5m")?,
+                    });
+                }
+                (None, Some(url)) => {
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return Err(invalid(
+                            format!("{key}.webhook"),
+                            format!("{url:?} is not an http(s) URL"),
+                        ));
+                    }
+                    let hmac_secret = match &h.hmac_secret_file {
+                        Some(file) => Some(
+                            std::fs::read_to_string(file)
+                                .map_err(|e| {
+                                    invalid(
+                                        format!("{key}.hmac_secret_file"),
+                                        format!("cannot read {}: {e}", file.display()),
+                                    )
+                                })?
+                                .trim()
+                                .to_owned(),
+                        ),
+                        None => None,
+                    };
+                    webhook_hooks.push(crate::notify::config::WebhookConfig {
+                        send_resolved: false,
+                        url,
+                        http: crate::notify::config::HttpClientConfig::default(),
+                        max_alerts: 0,
+                        timeout: dur(&format!("{key}.timeout"), &h.timeout, "10s")?,
+                        headers: Default::default(),
+                        hmac_secret,
+                    });
+                }
+                _ => {
+                    return Err(invalid(
+                        key,
+                        "a hook has exactly one of `exec` (an argv) and `webhook` (a URL)".into(),
+                    ));
+                }
+            }
+        }
+        services.push(ServiceVerification {
+            service: s.service,
+            environment: s.environment,
+            indicators,
+            rollback: policy,
+            exec_hooks,
+            webhook_hooks,
+        });
+    }
+    Ok(VerificationConfig {
+        analysis_window: dur("verification.analysis_window", &raw.analysis_window, "10m")?,
+        baseline_window: dur("verification.baseline_window", &raw.baseline_window, "30m")?,
+        interval: dur("verification.interval", &raw.interval, "1m")?,
+        step: dur("verification.step", &raw.step, "15s")?,
+        incident_window: dur("verification.incident_window", &raw.incident_window, "2h")?,
+        settings,
+        services,
     })
 }
 
@@ -522,11 +824,13 @@ impl Config {
             group_by: raw.incidents.group_by,
             github_secret_file: raw.incidents.github_secret_file,
         };
+        let verification = verification(path, raw.verification)?;
         Ok(Config {
             rules,
             notify,
             detect,
             incidents,
+            verification,
             data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from("./data")),
             retention: parse_duration(
                 path,

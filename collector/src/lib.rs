@@ -45,12 +45,15 @@ pub mod dora;
 pub mod incident;
 pub mod model;
 pub mod notify;
+pub mod postmortem;
 pub mod query;
 pub mod receiver;
 pub mod rules;
 pub mod store;
 pub mod telemetry;
+pub mod verify;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -96,6 +99,31 @@ pub struct Reloader {
 struct NotifyParts {
     dispatcher: alert::dispatcher::DispatcherHandle,
     integrations: Arc<notify::integrations::Integrations>,
+    /// Receivers that are not in the routing file: the rollback webhooks.
+    extra_receivers: BTreeMap<String, notify::config::Receiver>,
+}
+
+/// The rollback webhooks as receivers of their own, so they are delivered through the same
+/// outbox (persistence, retries, signing) as notifications.
+fn rollback_receivers(
+    config: &config::VerificationConfig,
+) -> BTreeMap<String, notify::config::Receiver> {
+    config
+        .services
+        .iter()
+        .filter(|s| !s.webhook_hooks.is_empty())
+        .map(|s| {
+            let name = verify::task::webhook_receiver(&s.service, s.environment.as_deref());
+            (
+                name.clone(),
+                notify::config::Receiver {
+                    name,
+                    email: Vec::new(),
+                    webhook: s.webhook_hooks.clone(),
+                },
+            )
+        })
+        .collect()
 }
 
 impl Reloader {
@@ -110,7 +138,9 @@ impl Reloader {
         if let Some(parts) = parts {
             match alert::dispatcher::Routing::load(self.notify_file.as_deref()) {
                 Ok(routing) => {
-                    for problem in parts.integrations.reload(&routing.receivers()) {
+                    let mut receivers = routing.receivers();
+                    receivers.extend(parts.extra_receivers.clone());
+                    for problem in parts.integrations.reload(&receivers) {
                         tracing::error!(problem = %problem, "integration cannot deliver");
                         errors.push(problem);
                     }
@@ -231,10 +261,11 @@ impl Collector {
         // outbox in SQLite → outbox worker → receivers. Each channel is bounded; the senders
         // wait when a stage is behind rather than drop a page.
         let clock = clock::Clock::new();
-        let (integrations, problems) = notify::integrations::Integrations::new(
-            &self.routing.receivers(),
-            Some(notify::template::renderer()),
-        );
+        let extra_receivers = rollback_receivers(&self.config.verification);
+        let mut receivers = self.routing.receivers();
+        receivers.extend(extra_receivers.clone());
+        let (integrations, problems) =
+            notify::integrations::Integrations::new(&receivers, Some(notify::template::renderer()));
         for problem in problems {
             tracing::error!(problem = %problem, "integration cannot deliver");
         }
@@ -251,6 +282,7 @@ impl Collector {
             1024,
         );
         let notify_config_text = Arc::new(self.routing.text.clone());
+        let verifier_outbox = outbox_tx.clone();
         let (mut dispatcher, dispatch) = alert::dispatcher::Dispatcher::new(
             self.store.clone(),
             self.routing.clone(),
@@ -263,7 +295,7 @@ impl Collector {
         // Incidents: the dispatcher hands every alert transition (with its route group key)
         // to the incident manager, which announces incident events back through the
         // dispatcher; the outbox and the detection task add notes to the timelines.
-        let (incident_manager, incidents) = incident::manager::Manager::new(
+        let (mut incident_manager, incidents) = incident::manager::Manager::new(
             self.store.clone(),
             incident::core::Policy {
                 resolve_after_ms: self.config.incidents.resolve_after.as_millis() as i64,
@@ -279,10 +311,23 @@ impl Collector {
         .context("loading open incidents")?;
         dispatcher.set_incidents(incidents.clone());
         outbox.set_incidents(incidents.clone());
+        // Verification: deployments recorded through the API start runs; failed verdicts and
+        // incidents linked to recent deployments go to the rollback guards.
+        let (mut verifier, verifier_handle) = verify::task::Verifier::new(
+            self.store.clone(),
+            engine.clone(),
+            clock,
+            self.config.verification.clone(),
+            self.config.rules.external_url.clone(),
+            256,
+        );
+        verifier.connect(incidents.clone(), dispatch.clone(), verifier_outbox);
+        incident_manager.set_verifier(verifier_handle.clone());
         if let Ok(mut parts) = self.notify_parts.lock() {
             *parts = Some(NotifyParts {
                 dispatcher: dispatch.clone(),
                 integrations,
+                extra_receivers,
             });
         }
         let (events_tx, mut events_rx) =
@@ -325,6 +370,7 @@ impl Collector {
             started_ms: clock.now_ms(),
             incidents: Some(incidents.clone()),
             github_secret: self.github_secret.clone(),
+            verifier: Some(verifier_handle),
         };
         let manager = alert::manager::Manager::new(
             self.store.clone(),
@@ -368,6 +414,7 @@ impl Collector {
         let dispatcher = tokio::spawn(dispatcher.run(dispatch_stop_rx));
         let (incident_stop_tx, incident_stop_rx) = watch::channel(false);
         let incident_manager = tokio::spawn(incident_manager.run(incident_stop_rx));
+        let verifier = tokio::spawn(verifier.run(stop_rx.clone()));
         let derive = if self.config.detect.enabled {
             match derive::Derive::new(self.store.clone(), self.config.detect.clone(), clock) {
                 Ok(mut d) => {
@@ -409,6 +456,7 @@ impl Collector {
             // drains what they handed over.
             let _ = manager.await;
             let _ = events.await;
+            let _ = verifier.await;
             // The incident manager records the last transitions and offers its last
             // announcements while the dispatcher still runs.
             let _ = incident_stop_tx.send(true);

@@ -83,6 +83,14 @@ enum Command {
         #[command(flatten)]
         args: redline_collector::incident::cli::DeployArgs,
     },
+    /// Rollbacks on a running collector: list, approve, block during maintenance.
+    Rollback {
+        /// Base URL of the collector's HTTP API.
+        #[arg(long, global = true, default_value = "http://127.0.0.1:9190")]
+        url: String,
+        #[command(subcommand)]
+        command: redline_collector::verify::cli::RollbackCommand,
+    },
     /// The DORA metrics of a service and environment, as a table or JSON.
     Dora {
         /// Base URL of the collector's HTTP API.
@@ -231,6 +239,9 @@ fn main() -> ExitCode {
             http_command(
                 async move { redline_collector::incident::cli::deploy(&url, &args, now).await },
             )
+        }
+        Command::Rollback { url, command } => {
+            http_command(redline_collector::verify::cli::run(&url, command))
         }
         Command::Dora { url, args } => {
             http_command(async move { redline_collector::incident::cli::dora(&url, &args).await })

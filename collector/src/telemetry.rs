@@ -34,6 +34,31 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// family). A test checks that every name the code records appears here.
 pub const METRICS: &[(&str, &str, &str)] = &[
     (
+        "counter",
+        "redline_collector_verification_analyses_total",
+        "Post-deploy verification analyses run (one per indicator per round).",
+    ),
+    (
+        "counter",
+        "redline_collector_verification_verdicts_total",
+        "Post-deploy verifications finished, by verdict (pass, fail, inconclusive).",
+    ),
+    (
+        "counter",
+        "redline_collector_rollbacks_total",
+        "Rollback decisions and results, by state (skipped, paused, dry_run, awaiting_approval, running, succeeded, failed, expired).",
+    ),
+    (
+        "counter",
+        "redline_collector_rollback_triggers_dropped_total",
+        "Rollback triggers from incidents dropped because the verifier was busy.",
+    ),
+    (
+        "counter",
+        "redline_collector_rollback_announcements_dropped_total",
+        "Rollback announcements dropped because the dispatcher's queue was full.",
+    ),
+    (
         "gauge",
         "redline_collector_incidents_open",
         "Incidents not yet resolved.",

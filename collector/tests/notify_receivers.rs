@@ -132,6 +132,7 @@ fn notification() -> Notification {
         ],
         now_ms: now,
         external_url: "http://redline.example:9190".into(),
+        raw_body: None,
     }
 }
 

@@ -356,6 +356,7 @@ impl Dispatch {
                         alerts: sent,
                         now_ms,
                         external_url: self.external_url.clone(),
+                        raw_body: None,
                     },
                     created_at: now_ms,
                 }),

@@ -450,6 +450,11 @@ async fn record_deployment(api: &Api, posted: PostableDeployment, source: &str) 
     };
     match handle.deployment(deployment).await {
         Ok(outcome) => {
+            if outcome.created
+                && let Some(verifier) = &api.verifier
+            {
+                verifier.deployment(outcome.deployment.clone()).await;
+            }
             let status = if outcome.created {
                 StatusCode::CREATED
             } else {

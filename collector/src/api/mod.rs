@@ -6,6 +6,7 @@ mod alertmanager;
 pub mod dto;
 mod incidents;
 mod params;
+mod verify;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,6 +44,8 @@ pub struct Api {
     pub incidents: Option<crate::incident::manager::IncidentHandle>,
     /// The secret GitHub signs `deployment_status` webhooks with, when configured.
     pub github_secret: Option<Arc<Vec<u8>>>,
+    /// The verifier (rollback approvals and blocks).
+    pub verifier: Option<crate::verify::task::VerifierHandle>,
 }
 
 pub fn router(api: Api) -> Router {
@@ -67,6 +70,7 @@ pub fn router(api: Api) -> Router {
         .route("/readyz", get(readyz))
         .merge(alertmanager::router())
         .merge(incidents::router())
+        .merge(verify::router())
         .with_state(api)
 }
 

@@ -180,7 +180,8 @@ fn client() -> Result<reqwest::Client, CliError> {
         })
 }
 
-async fn call(
+/// One request to the API: the JSON answer, or an error naming the URL and the answer.
+pub async fn call(
     method: reqwest::Method,
     url: String,
     body: Option<Value>,

@@ -60,6 +60,8 @@ pub struct DeploymentMark {
     pub version: String,
     pub finished_at: i64,
     pub success: bool,
+    /// A rollback restores a known version: it is never the suspected cause.
+    pub is_rollback: bool,
 }
 
 /// Which incident events the routing tree hears about.
@@ -287,7 +289,8 @@ impl Engine {
     }
 
     /// The deployment to suspect for an incident of `service`/`environment` opened at `at`,
-    /// among `candidates`: the latest successful one that finished within the window before.
+    /// among `candidates`: the latest successful one that finished within the window before,
+    /// rollbacks excepted (they restore a version that ran before).
     pub fn suspect<'a>(
         &self,
         candidates: impl IntoIterator<Item = &'a DeploymentMark>,
@@ -302,6 +305,7 @@ impl Engine {
             .into_iter()
             .filter(|d| {
                 d.success
+                    && !d.is_rollback
                     && d.service == service
                     && d.environment == environment
                     && d.finished_at <= at
@@ -318,7 +322,12 @@ impl Engine {
         alert: &NotifyAlert,
         now: i64,
     ) -> Option<Change> {
-        if alert.labels.contains_key(super::manager::INCIDENT_LABEL) {
+        // Redline's own announcements (incidents, rollbacks) are not incidents.
+        if alert.labels.contains_key(super::manager::INCIDENT_LABEL)
+            || alert
+                .labels
+                .contains_key(crate::verify::task::ROLLBACK_LABEL)
+        {
             return None;
         }
         let fp = fingerprint_hex(&alert.labels);

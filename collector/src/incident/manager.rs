@@ -119,6 +119,11 @@ pub enum Command {
     },
     Delivery(DeliveryEvent),
     Anomaly(AnomalyPeak),
+    /// A timeline entry from another task (verification, rollbacks) for any incident.
+    Note {
+        id: IncidentId,
+        entry: TimelineEntry,
+    },
 }
 
 /// A cheap, cloneable handle to the manager.
@@ -172,6 +177,13 @@ impl IncidentHandle {
             .await
     }
 
+    /// Adds a timeline entry to an incident (open or resolved); waits for room.
+    pub async fn note(&self, id: IncidentId, entry: TimelineEntry) {
+        if self.tx.send(Command::Note { id, entry }).await.is_err() {
+            tracing::debug!("incident manager stopped; timeline note not recorded");
+        }
+    }
+
     /// Offers a notification outcome; dropped (counted) when the manager is busy.
     pub fn delivery(&self, event: DeliveryEvent) {
         if self.tx.try_send(Command::Delivery(event)).is_err() {
@@ -203,6 +215,8 @@ pub struct Manager {
     dora_dirty: bool,
     /// The latest anomaly peaks, oldest first, for incidents that open after them.
     recent_peaks: VecDeque<AnomalyPeak>,
+    /// Told when an open incident gets linked to a deployment (a rollback trigger).
+    verifier: Option<crate::verify::task::VerifierHandle>,
 }
 
 impl Manager {
@@ -243,9 +257,14 @@ impl Manager {
                 anomaly_noted: HashMap::new(),
                 dora_dirty: false,
                 recent_peaks: VecDeque::new(),
+                verifier: None,
             },
             IncidentHandle { tx },
         ))
+    }
+
+    pub fn set_verifier(&mut self, verifier: crate::verify::task::VerifierHandle) {
+        self.verifier = Some(verifier);
     }
 
     /// Serves until `stop` fires, then takes what was already queued and offers the last
@@ -335,6 +354,20 @@ impl Manager {
             }
             Command::Delivery(event) => self.delivery(event).await,
             Command::Anomaly(peak) => self.anomaly(peak).await,
+            Command::Note { id, entry } => {
+                let change = match self.current(id).await {
+                    Ok(incident) => Change {
+                        incident,
+                        entries: vec![entry],
+                        announce: None,
+                    },
+                    Err(e) => {
+                        tracing::warn!(incident = id, error = %e, "timeline note for an unknown incident");
+                        return;
+                    }
+                };
+                self.commit(vec![change]).await;
+            }
         }
     }
 
@@ -615,6 +648,19 @@ impl Manager {
             .collect();
         self.store.save_incidents(rows).await?;
         self.dora_dirty = true;
+        if let Some(verifier) = &self.verifier {
+            for change in changes.iter().filter(|c| c.incident.is_open()) {
+                for e in &change.entries {
+                    if matches!(
+                        e.kind,
+                        EntryKind::DeploymentSuspected | EntryKind::DeploymentLinked
+                    ) && let Some(d) = e.refs.get("deployment")
+                    {
+                        verifier.incident_linked(change.incident.id, d.clone());
+                    }
+                }
+            }
+        }
         for change in &changes {
             if let Some(event) = change.announce {
                 metrics::counter!("redline_collector_incident_events_total", "event" => event.as_str())
@@ -719,6 +765,7 @@ pub fn mark(d: &Deployment) -> DeploymentMark {
         version: d.version.clone(),
         finished_at: d.finished_at,
         success: d.status == DeploymentStatus::Success,
+        is_rollback: d.rollback_of.is_some(),
     }
 }
 

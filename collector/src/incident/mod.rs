@@ -213,6 +213,10 @@ pub enum EntryKind {
     NotificationSent,
     NotificationFailed,
     AnomalyPeak,
+    /// A post-deploy verification analysis or verdict.
+    Verification,
+    /// A rollback decision, approval or result.
+    Rollback,
 }
 
 impl EntryKind {
@@ -235,6 +239,8 @@ impl EntryKind {
             EntryKind::NotificationSent => "notification_sent",
             EntryKind::NotificationFailed => "notification_failed",
             EntryKind::AnomalyPeak => "anomaly_peak",
+            EntryKind::Verification => "verification",
+            EntryKind::Rollback => "rollback",
         }
     }
 
@@ -243,7 +249,7 @@ impl EntryKind {
     }
 }
 
-const ALL_KINDS: [EntryKind; 17] = [
+const ALL_KINDS: [EntryKind; 19] = [
     EntryKind::Opened,
     EntryKind::AlertFiring,
     EntryKind::AlertResolved,
@@ -261,6 +267,8 @@ const ALL_KINDS: [EntryKind; 17] = [
     EntryKind::NotificationSent,
     EntryKind::NotificationFailed,
     EntryKind::AnomalyPeak,
+    EntryKind::Verification,
+    EntryKind::Rollback,
 ];
 
 /// One line of an incident's append-only timeline.

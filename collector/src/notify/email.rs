@@ -674,6 +674,7 @@ mod tests {
             alerts,
             now_ms: 10_000,
             external_url: "http://redline:9190".into(),
+            raw_body: None,
         }
     }
 

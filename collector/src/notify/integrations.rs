@@ -118,8 +118,13 @@ impl Deliver for Integrations {
                 ))),
                 Some(Built::Broken(message)) => Err(permanent(message.clone())),
                 Some(Built::Webhook(cfg, client)) => {
-                    let body = payload::encode(&row.notification, cfg.max_alerts)
-                        .map_err(|e| permanent(format!("encoding the payload: {e}")))?;
+                    let body = match &row.notification.raw_body {
+                        // A rollback hook's context document, sent as it is.
+                        Some(raw) => serde_json::to_vec(raw)
+                            .map_err(|e| permanent(format!("encoding the payload: {e}")))?,
+                        None => payload::encode(&row.notification, cfg.max_alerts)
+                            .map_err(|e| permanent(format!("encoding the payload: {e}")))?,
+                    };
                     webhook::send(client, cfg, &body, &row.idempotency_key)
                         .await
                         .map(|_| ())

@@ -78,6 +78,10 @@ pub struct Notification {
     pub now_ms: i64,
     /// The collector's external URL (`rules.external_url`).
     pub external_url: String,
+    /// When set, webhook integrations POST this JSON instead of Alertmanager's payload (the
+    /// rollback hooks' context document, delivered through the same outbox and retries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_body: Option<serde_json::Value>,
 }
 
 impl Notification {
@@ -183,6 +187,7 @@ mod tests {
             alerts: vec![alert("a", None), alert("b", Some(5))],
             now_ms: 10,
             external_url: String::new(),
+            raw_body: None,
         };
         assert_eq!(n.status(), Status::Firing);
         assert_eq!(n.common_labels(), set(&[("alertname", "A")]));

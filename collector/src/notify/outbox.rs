@@ -460,6 +460,7 @@ mod delivery_tests {
                 alerts: vec![],
                 now_ms: now,
                 external_url: String::new(),
+                raw_body: None,
             },
             created_at: now,
         }
@@ -650,6 +651,7 @@ mod panic_tests {
                 alerts: vec![],
                 now_ms: 0,
                 external_url: String::new(),
+                raw_body: None,
             },
             created_at: clock.now_ms(),
         };

@@ -78,6 +78,7 @@ pub fn build(notification: &Notification, max_alerts: usize) -> WebhookMessage {
         alerts: kept.to_vec(),
         now_ms: now,
         external_url: String::new(),
+        raw_body: None,
     };
     WebhookMessage {
         // Alertmanager's `template.Data` passes the receiver name through `regexp.QuoteMeta`
@@ -274,6 +275,7 @@ mod tests {
             }],
             now_ms,
             external_url: "http://vm:9093".into(),
+            raw_body: None,
         }
     }
 
@@ -369,6 +371,7 @@ mod tests {
             alerts: vec![alert("a", None), alert("b", None), alert("c", Some(5))],
             now_ms: 10,
             external_url: String::new(),
+            raw_body: None,
         };
         let m = build(&n, 1);
         assert_eq!(m.alerts.len(), 1);

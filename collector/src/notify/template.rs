@@ -136,6 +136,7 @@ mod tests {
             ],
             now_ms: 1_764_150_100_000,
             external_url: "http://redline".into(),
+            raw_body: None,
         }
     }
 

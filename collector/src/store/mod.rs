@@ -21,6 +21,7 @@ mod chunk;
 mod incidents;
 mod notify;
 mod schema;
+mod verify;
 mod writer;
 
 use std::collections::{BTreeSet, HashMap};

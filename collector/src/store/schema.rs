@@ -184,6 +184,48 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX deployments_by_service ON deployments (service, environment, finished_at);
     CREATE INDEX deployments_by_finish ON deployments (finished_at);
     "#,
+    // 5: post-deploy verification (state per deployment, every analysis, the deployment's
+    // append-only timeline), rollbacks, and settings changed at run time (the rollback block).
+    r#"
+    CREATE TABLE verifications (
+        deployment_id  TEXT PRIMARY KEY,
+        verdict        TEXT NOT NULL,   -- running | pass | fail | inconclusive
+        finished_at    INTEGER NOT NULL,
+        body           TEXT NOT NULL    -- JSON of verify::task::VerificationRecord
+    );
+    CREATE TABLE deployment_analyses (
+        id             INTEGER PRIMARY KEY,
+        deployment_id  TEXT NOT NULL,
+        at             INTEGER NOT NULL,
+        body           TEXT NOT NULL    -- JSON of verify::Analysis
+    );
+    CREATE INDEX deployment_analyses_by_deployment ON deployment_analyses (deployment_id, at);
+    CREATE TABLE deployment_timeline (
+        id             INTEGER PRIMARY KEY,
+        deployment_id  TEXT NOT NULL,
+        at             INTEGER NOT NULL,
+        actor          TEXT NOT NULL,
+        kind           TEXT NOT NULL,
+        message        TEXT NOT NULL,
+        refs           TEXT NOT NULL
+    );
+    CREATE INDEX deployment_timeline_by_deployment ON deployment_timeline (deployment_id, at, id);
+    CREATE TABLE rollbacks (
+        id             INTEGER PRIMARY KEY,
+        deployment_id  TEXT NOT NULL,
+        service        TEXT NOT NULL,
+        environment    TEXT NOT NULL,
+        state          TEXT NOT NULL,
+        created_at     INTEGER NOT NULL,
+        updated_at     INTEGER NOT NULL,
+        body           TEXT NOT NULL    -- JSON of verify::rollback::RollbackRecord
+    );
+    CREATE INDEX rollbacks_by_service ON rollbacks (service, id);
+    CREATE TABLE settings (
+        key    TEXT PRIMARY KEY,
+        value  TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// Brings the schema up to date. Returns the version reached.

@@ -255,6 +255,7 @@ async fn notifications_outbox_log_and_silences_survive_a_restart() {
         }],
         now_ms: 5,
         external_url: String::new(),
+        raw_body: None,
     };
     let entry = |key: &str| OutboxEntry {
         integration: "ops/webhook/0".into(),

@@ -49,6 +49,7 @@ fn deploy(id: &str, finished_at: i64) -> DeploymentMark {
         version: "1.0".to_owned(),
         finished_at,
         success: true,
+        is_rollback: false,
     }
 }
 
@@ -252,6 +253,10 @@ fn the_latest_recent_successful_deployment_is_suspected() {
             DeploymentMark {
                 service: "web".into(),
                 ..deploy("other", T0 - 5 * MIN)
+            },
+            DeploymentMark {
+                is_rollback: true,
+                ..deploy("rollback", T0 - 2 * MIN)
             },
         ],
     );

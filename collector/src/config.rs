@@ -926,6 +926,24 @@ mod tests {
             ("listen: {http: nowhere}", "listen.http"),
             ("limits: {query_max_series: 0}", "limits.query_max_series"),
             ("telemetry: {log_format: xml}", "telemetry.log_format"),
+            ("incidents: {group_by: [\"a-b\"]}", "incidents.group_by"),
+            ("verification: {confidence: 1.5}", "verification.confidence"),
+            (
+                "verification: {services: [{service: a, indicators: [{name: e, query: 'rate(', direction: higher_is_worse}]}]}",
+                "verification.services[0].indicators[0].query",
+            ),
+            (
+                "verification: {services: [{service: a, rollback: {mode: auto}}]}",
+                "verification.services[0].rollback.environments",
+            ),
+            (
+                "verification: {services: [{service: a, rollback: {mode: auto, environments: [prod], hooks: [{exec: [rollback.sh]}]}}]}",
+                "verification.services[0].rollback.hooks[0].exec",
+            ),
+            (
+                "verification: {services: [{service: a, rollback: {mode: auto, environments: [prod], hooks: [{exec: [/bin/true], webhook: 'http://x'}]}}]}",
+                "verification.services[0].rollback.hooks[0]",
+            ),
         ] {
             let e = Config::from_yaml(yaml, Path::new("c.yaml"))
                 .unwrap_err()

@@ -371,6 +371,7 @@ impl Collector {
             incidents: Some(incidents.clone()),
             github_secret: self.github_secret.clone(),
             verifier: Some(verifier_handle),
+            anomaly_threshold: self.config.detect.threshold,
         };
         let manager = alert::manager::Manager::new(
             self.store.clone(),

@@ -83,6 +83,14 @@ enum Command {
         #[command(flatten)]
         args: redline_collector::incident::cli::DeployArgs,
     },
+    /// Export from a running collector.
+    Export {
+        /// Base URL of the collector's HTTP API.
+        #[arg(long, global = true, default_value = "http://127.0.0.1:9190")]
+        url: String,
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
     /// Rollbacks on a running collector: list, approve, block during maintenance.
     Rollback {
         /// Base URL of the collector's HTTP API.
@@ -98,6 +106,20 @@ enum Command {
         url: String,
         #[command(flatten)]
         args: redline_collector::incident::cli::DoraArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// An incident's post-mortem (Google SRE book layout, filled from the collector's data).
+    Postmortem {
+        id: i64,
+        /// markdown, json or html.
+        #[arg(long, default_value = "markdown")]
+        format: String,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -240,6 +262,18 @@ fn main() -> ExitCode {
                 async move { redline_collector::incident::cli::deploy(&url, &args, now).await },
             )
         }
+        Command::Export {
+            url,
+            command: ExportCommand::Postmortem { id, format, output },
+        } => http_command(async move {
+            redline_collector::incident::cli::export_postmortem(
+                &url,
+                id,
+                &format,
+                output.as_deref(),
+            )
+            .await
+        }),
         Command::Rollback { url, command } => {
             http_command(redline_collector::verify::cli::run(&url, command))
         }

@@ -372,6 +372,123 @@ async fn issue_7_failed_verification_rolls_back_automatically_and_dora_follows()
         (recovery - expected).abs() < 0.01,
         "{recovery} vs {expected}"
     );
+
+    // The post-mortem, in all three formats, tells the story in order.
+    let pm = c
+        .get(&format!("/api/v1/incidents/{id}/postmortem?format=json"))
+        .await;
+    assert_eq!(pm["schema"], "redline.postmortem/v1");
+    assert!(
+        pm["chart"].is_object(),
+        "no chart: {}",
+        c.get("/api/v1/rules").await
+    );
+    let entries = pm["timeline"].as_array().unwrap();
+    let at_of = |pred: &dyn Fn(&Value) -> bool| -> i64 {
+        entries
+            .iter()
+            .find(|e| pred(e))
+            .map(|e| ms(&e["at"]))
+            .unwrap_or_else(|| panic!("missing entry in {entries:#?}"))
+    };
+    let verdict_at = at_of(&|e| e["kind"] == "verification" && e["refs"]["verdict"] == "fail");
+    let rollback_at = at_of(&|e| e["kind"] == "rollback" && e["refs"]["state"] == "succeeded");
+    let opened_at = at_of(&|e| e["kind"] == "opened");
+    let resolved_at = at_of(&|e| e["kind"] == "resolved");
+    assert!(
+        finished <= verdict_at && verdict_at <= rollback_at,
+        "{finished} {verdict_at} {rollback_at}"
+    );
+    assert!(opened_at <= resolved_at && rollback_at <= resolved_at);
+    let deployments = pm["deployments"].as_array().unwrap();
+    let cause = deployments.iter().find(|d| d["id"] == "v2").unwrap();
+    assert_eq!(cause["role"], "cause");
+    assert_eq!(cause["verdict"], "fail");
+    assert!(!cause["analyses"].as_array().unwrap().is_empty());
+    assert!(
+        deployments
+            .iter()
+            .any(|d| d["rollback_of"] == "v2" && d["role"] == "fix"),
+        "{deployments:#?}"
+    );
+    assert_eq!(
+        pm["durations"]["failed_deployment_recovery_seconds"],
+        dora["failed_deployment_recovery_time"]["median_seconds"]
+    );
+    let moments: Vec<Option<i64>> = pm["key_moments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            m["at"]
+                .as_str()
+                .map(|t| t.parse::<jiff::Timestamp>().unwrap().as_millisecond())
+        })
+        .collect();
+    let known: Vec<i64> = moments.iter().flatten().copied().collect();
+    assert!(
+        known.windows(2).all(|w| w[0] <= w[1]),
+        "key moments in order: {moments:?}"
+    );
+    let url = format!("http://{}", c.http);
+    let md_file = dir.path().join("pm.md");
+    let (ok, out) = cli(
+        &url,
+        &[
+            "export",
+            "postmortem",
+            &id.to_string(),
+            "--format",
+            "markdown",
+            "--output",
+            md_file.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{out}");
+    let md = std::fs::read_to_string(&md_file).unwrap();
+    let pos = |needle: &str| {
+        md.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} missing from the Markdown:\n{md}"))
+    };
+    assert!(pos("## Key moments") < pos("## Timeline"));
+    assert!(
+        pos("verification verdict: fail") < pos("rollback 1 succeeded"),
+        "{md}"
+    );
+    let (ok, html) = cli(
+        &url,
+        &["export", "postmortem", &id.to_string(), "--format", "html"],
+    );
+    assert!(ok);
+    assert!(
+        html.starts_with("<!DOCTYPE html>") && html.contains("<svg"),
+        "{}",
+        &html[..200.min(html.len())]
+    );
+    assert!(
+        html.find("verification verdict: fail").unwrap()
+            < html.find("rollback 1 succeeded").unwrap()
+    );
+    // The real export passes the same WCAG 2.1 AA check as the sample (axe-core in Chromium,
+    // installed by .ci/run).
+    let html_file = dir.path().join("pm.html");
+    std::fs::write(&html_file, &html).unwrap();
+    let a11y = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/a11y");
+    let check = std::process::Command::new("node")
+        .arg(a11y.join("check.js"))
+        .arg(&html_file)
+        .output()
+        .expect("node (run .ci/run to install the a11y check)");
+    assert!(
+        check.status.success(),
+        "axe-core found problems in the exported post-mortem:\n{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let (status, _) = c
+        .get_with_status(&format!("/api/v1/incidents/{id}/postmortem?format=pdf"))
+        .await;
+    assert_eq!(status, 400);
     c.stop().await;
 }
 

@@ -6,6 +6,7 @@ mod alertmanager;
 pub mod dto;
 mod incidents;
 mod params;
+mod postmortem;
 mod verify;
 
 use std::sync::Arc;
@@ -46,6 +47,8 @@ pub struct Api {
     pub github_secret: Option<Arc<Vec<u8>>>,
     /// The verifier (rollback approvals and blocks).
     pub verifier: Option<crate::verify::task::VerifierHandle>,
+    /// `detect.threshold`: what counts as anomalous in post-mortems' "what moved first".
+    pub anomaly_threshold: f64,
 }
 
 pub fn router(api: Api) -> Router {
@@ -71,6 +74,10 @@ pub fn router(api: Api) -> Router {
         .merge(alertmanager::router())
         .merge(incidents::router())
         .merge(verify::router())
+        .route(
+            "/api/v1/incidents/{id}/postmortem",
+            get(postmortem::handler),
+        )
         .with_state(api)
 }
 

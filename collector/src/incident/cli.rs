@@ -361,6 +361,50 @@ pub async fn incident(url: &str, command: IncidentCommand) -> Result<String, Cli
     }
 }
 
+/// Fetches a post-mortem and writes it to `output` (or returns it for standard output).
+pub async fn export_postmortem(
+    url: &str,
+    id: i64,
+    format: &str,
+    output: Option<&std::path::Path>,
+) -> Result<String, CliError> {
+    if !matches!(format, "markdown" | "json" | "html") {
+        return Err(CliError::Usage(format!(
+            "--format {format:?}: expected markdown, json or html"
+        )));
+    }
+    let target = format!(
+        "{}/api/v1/incidents/{id}/postmortem?format={format}",
+        base(url)
+    );
+    let fail = |message: String| CliError::Request {
+        url: target.clone(),
+        message,
+    };
+    let response = client()?
+        .get(&target)
+        .send()
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let status = response.status();
+    let text = response.text().await.map_err(|e| fail(e.to_string()))?;
+    if !status.is_success() {
+        return Err(fail(format!("{status}: {}", text.trim())));
+    }
+    match output {
+        Some(path) => {
+            std::fs::write(path, &text)
+                .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+            Ok(format!(
+                "post-mortem of incident {id} written to {}
+",
+                path.display()
+            ))
+        }
+        None => Ok(text),
+    }
+}
+
 fn encode(v: &str) -> String {
     form_urlencoded::byte_serialize(v.as_bytes()).collect()
 }

@@ -267,3 +267,52 @@ async fn issue_5_anomaly_in_a_host_metric_fires_the_shipped_rule() {
     }
     c.stop().await;
 }
+
+#[tokio::test]
+async fn issue_5_samples_stored_before_detection_ran_are_scored_at_start() {
+    // Samples that reached the store while no detector ran (detection off, or the window
+    // between the commit tap starting and the warm-up reading the history) are scored by the
+    // warm-up and their scores written, once.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut config = collector::config(&data);
+    config.rules.default_paths = false;
+    config.rules.paths = Vec::new();
+    config.detect.enabled = false;
+    let c = collector::start(config).await;
+    let end = now_ms();
+    let points: Vec<(i64, f64)> = (0..200)
+        .map(|i| {
+            (
+                end - (200 - i) * 30_000,
+                1.0 + ((i * 37) % 11) as f64 / 100.0,
+            )
+        })
+        .collect();
+    c.gauge(
+        "system.cpu.load_average.1m",
+        "{thread}",
+        "web1",
+        &points,
+        &[],
+    )
+    .await;
+    c.stop().await;
+    let c = start(&data).await;
+    let scores = c
+        .wait_query(
+            "count_over_time(anomaly_score{metric=\"system_cpu_load_average_1m\"}[2h])",
+            |r| r.len() == 1 && value(&r[0]) == 200.0,
+        )
+        .await;
+    assert_eq!(scores[0]["metric"]["host_name"], "web1");
+    c.stop().await;
+    // A second start writes nothing twice.
+    let c = start(&data).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again = c
+        .query("count_over_time(anomaly_score{metric=\"system_cpu_load_average_1m\"}[2h])")
+        .await;
+    assert_eq!(value(&again[0]), 200.0);
+    c.stop().await;
+}

@@ -101,6 +101,18 @@ fn forecast_capacity(labels: &Labels) -> Option<f64> {
         .filter(|_| labels.get("state").is_none_or(|s| s == "used"))
 }
 
+/// The source series of a derived one (the inverse of `derived_labels`).
+fn source_labels(derived: &Labels) -> Labels {
+    let name = derived.get("metric").unwrap_or("").to_owned();
+    let mut pairs: Vec<(String, String)> = derived
+        .iter()
+        .filter(|(k, _)| *k != "__name__" && *k != "metric")
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    pairs.push(("__name__".to_owned(), name));
+    Labels::new(pairs)
+}
+
 /// Labels of a derived series: `__name__` replaced by `name`, the source metric in `metric`.
 fn derived_labels(name: &str, source: &Labels) -> Labels {
     let mut pairs: Vec<(String, String)> = source
@@ -186,11 +198,30 @@ impl Derive {
         tracing::debug!("derive task stopped");
     }
 
-    /// Replays the recent history of every scored series into its detector.
+    /// Replays the recent history of every scored series into its detector. Samples newer
+    /// than the series' last stored score get their scores written: they arrived while the
+    /// collector was down, or between the tap's start and this replay (the tap skips what the
+    /// replay has seen), and would otherwise never be scored.
     async fn warm_up(&mut self) {
         let now = self.clock.now_ms();
         let start = now - self.config.warmup.as_millis() as i64;
         let mut replayed = 0usize;
+        let mut last_scored: HashMap<Labels, i64> = HashMap::new();
+        let score_matchers = vec![crate::model::Matcher::equal("__name__", ANOMALY_SCORE)];
+        match self
+            .store
+            .select(score_matchers, start, now, usize::MAX, usize::MAX)
+            .await
+        {
+            Ok(series) => {
+                for data in series {
+                    if let Some(last) = data.samples.last() {
+                        last_scored.insert(source_labels(&data.labels), last.timestamp_ms);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read the stored anomaly scores"),
+        }
         for matchers in self.selectors.0.clone() {
             match self
                 .store
@@ -200,7 +231,11 @@ impl Derive {
                 Ok(series) => {
                     for data in series {
                         replayed += data.samples.len();
-                        self.score_series(data.labels, &data.samples, false);
+                        let emit_after = last_scored
+                            .get(data.labels.as_ref())
+                            .copied()
+                            .unwrap_or(i64::MIN);
+                        self.score_series(data.labels, &data.samples, emit_after);
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "detector warm-up skipped a selector"),
@@ -225,13 +260,14 @@ impl Derive {
                 }
             }
             if self.selectors.matches(&labels) {
-                self.score_series(labels, &samples, true);
+                self.score_series(labels, &samples, i64::MIN);
             }
         }
     }
 
-    /// Scores samples of one series in order; with `emit`, queues the scores for writing.
-    fn score_series(&mut self, labels: Arc<Labels>, samples: &[Sample], emit: bool) {
+    /// Scores samples of one series in order, and queues the scores of those after
+    /// `emit_after` (ms) for writing (`i64::MIN`: all of them).
+    fn score_series(&mut self, labels: Arc<Labels>, samples: &[Sample], emit_after: i64) {
         if !self.scored.contains_key(&labels) {
             if self.scored.len() >= self.config.max_series {
                 metrics::counter!("redline_collector_derive_dropped_total", "reason" => "max_series")
@@ -284,20 +320,24 @@ impl Derive {
             let score = state.detector.observe(s.timestamp_ms, input);
             if score >= threshold {
                 // A rising edge: the previous scored sample was below the threshold.
-                if state.last_anomalous_ms < state.last_score_ms || state.last_score_ms == 0 {
+                if (state.last_anomalous_ms < state.last_score_ms || state.last_score_ms == 0)
+                    && s.timestamp_ms > emit_after
+                {
                     peaks.push((s.timestamp_ms, score));
                 }
                 state.last_anomalous_ms = s.timestamp_ms;
             }
             state.last_score_ms = s.timestamp_ms;
-            scores.push(Sample {
-                timestamp_ms: s.timestamp_ms,
-                value: score,
-            });
+            if s.timestamp_ms > emit_after {
+                scores.push(Sample {
+                    timestamp_ms: s.timestamp_ms,
+                    value: score,
+                });
+            }
         }
         metrics::counter!("redline_collector_anomaly_points_scored_total")
             .increment(scores.len() as u64);
-        if emit && let Some(incidents) = &self.incidents {
+        if let Some(incidents) = &self.incidents {
             for (at, score) in peaks {
                 incidents.anomaly(crate::incident::manager::AnomalyPeak {
                     labels: labels
@@ -309,7 +349,7 @@ impl Derive {
                 });
             }
         }
-        if emit && !scores.is_empty() {
+        if !scores.is_empty() {
             self.pending.push(SeriesSamples {
                 labels: derived_labels(ANOMALY_SCORE, &labels),
                 samples: scores,

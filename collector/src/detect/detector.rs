@@ -28,6 +28,12 @@
 //!    in the tail of that average's own long-run distribution. A series that has started to
 //!    misbehave (many moderately surprising samples, none alarming on its own) adds up to an
 //!    alarm; on a series whose surprise is always high, the long-run distribution absorbs it.
+//!    Then the **novelty cap** (`novelty`): a sample that would alarm is matched against a small
+//!    long-memory codebook of the incidents this series has produced (dominant component,
+//!    sign, magnitude); an incident kind seen several times, once every `G` samples, is worth
+//!    at most `log10 G` decades (plus more when it comes much sooner than usual), so a nightly
+//!    job's spike stops paging while a new kind of incident, or the same one getting denser,
+//!    still does.
 //! 4. **Alarm shaping**: once the surprise crosses `alarm_surprise`, the next `cooldown`
 //!    samples are damped (by up to `cooldown_penalty` decades, fading out) unless they are
 //!    clearly more surprising than the one that fired. One incident should page once: the
@@ -55,11 +61,12 @@ use super::calibrate::Tail;
 use super::changepoint;
 pub use super::codec::DecodeError;
 use super::codec::{Reader, Writer};
+use super::novelty::Novelty;
 use super::seasonal::Seasonal;
 use super::shape::{self, ShapeModel, Shapes, TrainingSample};
 
 /// First byte of `Detector::to_bytes`; bump it whenever the layout changes.
-pub const STATE_VERSION: u8 = 2;
+pub const STATE_VERSION: u8 = 3;
 
 /// The production parameter set: the daemon and the NAB runner use `Params::default()`.
 #[derive(Clone, Debug, PartialEq)]
@@ -97,6 +104,13 @@ pub struct Params {
     pub cooldown_penalty: f64,
     /// A damped sample escapes the damping if its surprise exceeds the alarm's by this much.
     pub cooldown_escape: f64,
+    /// Long-memory novelty (`novelty`): surprise that starts an incident, vigilance radius
+    /// (ln of the raw deviation), occurrences before a pattern is capped, and the cap's margin
+    /// (decades).
+    pub novelty_level: f64,
+    pub novelty_tol: f64,
+    pub novelty_seen: u32,
+    pub novelty_margin: f64,
 }
 
 impl Default for Params {
@@ -117,6 +131,10 @@ impl Default for Params {
             cooldown: 150,
             cooldown_penalty: 8.0,
             cooldown_escape: 2.0,
+            novelty_level: 2.5,
+            novelty_tol: 0.4,
+            novelty_seen: 4,
+            novelty_margin: 0.0,
         }
     }
 }
@@ -174,6 +192,7 @@ pub struct Detector {
     lik_short: f32,
     lik_mean: f32,
     lik_var: f32,
+    novelty: Novelty,
 }
 
 /// Likelihood stage (stage 3b): samples averaged by the short EWMA of surprise, the memory of
@@ -221,6 +240,7 @@ impl Detector {
             lik_short: 0.0,
             lik_mean: 0.0,
             lik_var: 0.0,
+            novelty: Novelty::new(),
         }
     }
 
@@ -286,7 +306,10 @@ impl Detector {
         }
 
         let mut raw = [0.0; COMPONENTS];
+        // The sign of each component's deviation (the shape distance has none).
+        let mut sign = [0.0f64; COMPONENTS];
         let dev = x - self.robust.median;
+        sign[SPIKE] = dev;
         let scale = self.scale();
         let z = if scale.is_finite() { dev / scale } else { 0.0 };
         if dev.abs() > p.absolute_floor {
@@ -296,6 +319,7 @@ impl Detector {
             && e.ratio < p.seasonal_gate
         {
             let resid = x - e.expected;
+            sign[SEASONAL] = resid;
             let scale = e
                 .scale
                 .max(p.absolute_floor)
@@ -315,6 +339,7 @@ impl Detector {
             && let Some(m) = changepoint::short_median(&self.history, p.shift_window as usize)
         {
             let shift = m - self.robust.median;
+            sign[CHANGE] = shift;
             if shift.abs() > p.absolute_floor {
                 raw[CHANGE] = shift.abs() / scale;
             }
@@ -326,15 +351,34 @@ impl Detector {
         }
 
         let mut surprise: f64 = 0.0;
+        let mut dominant = 0;
         for (c, r) in raw.iter().enumerate() {
             let r = if r.is_finite() { *r } else { 0.0 };
             let (f90, f99) = TAIL_FLOORS[c];
             let s = p.weights[c] * self.tails[c].surprise(r, f90, f99);
             self.last[c] = s as f32;
+            if s > surprise {
+                dominant = c;
+            }
             surprise = surprise.max(s);
             self.tails[c].update(r, p.calibration_rate);
         }
         surprise += LIKELIHOOD_WEIGHT * self.likelihood(surprise);
+        let p = &self.params;
+        if self.n >= u64::from(p.min_history) {
+            let negative = sign[dominant] < 0.0;
+            let kind = (dominant * 2 + usize::from(negative)) as u8;
+            surprise = self.novelty.apply(
+                self.n as u32,
+                surprise,
+                kind,
+                raw[dominant],
+                p.novelty_level,
+                p.novelty_tol,
+                p.novelty_seen as u16,
+                p.novelty_margin,
+            );
+        }
 
         self.seasonal.update(t_ms, x);
         if self.history.len() >= 2 {
@@ -486,6 +530,7 @@ impl Detector {
         w.f32(self.lik_short);
         w.f32(self.lik_mean);
         w.f32(self.lik_var);
+        self.novelty.write(&mut w);
         w.buf
     }
 
@@ -552,6 +597,7 @@ impl Detector {
                 at,
             });
         }
+        d.novelty = Novelty::read(&mut r)?;
         r.finish()?;
         Ok(d)
     }
@@ -748,6 +794,27 @@ mod tests {
             assert_eq!(d.observe(t, v).to_bits(), restored.observe(t, v).to_bits());
         }
         assert_eq!(run(&series), run(&series));
+    }
+
+    #[test]
+    fn a_recurring_spike_stops_alarming_and_a_new_one_still_does() {
+        // A spike every 100 samples on a noisy flat series; then a spike three times as large.
+        let mut noise = Noise(17);
+        let mut series: Vec<(i64, f64)> = (0..4000i64)
+            .map(|i| (T0 + i * FIVE_MIN, 10.0 + noise.next()))
+            .collect();
+        for i in (150..4000).step_by(100) {
+            series[i].1 += 8.0;
+        }
+        let at = 3650;
+        series[at].1 += 24.0;
+        let scores = run(&series);
+        let late = (2500..3600)
+            .step_by(100)
+            .map(|i| scores[i])
+            .fold(0.0, f64::max);
+        assert!(late < 0.55, "recurring spike still scored {late}");
+        assert!(scores[at] > 0.6, "new spike scored {}", scores[at]);
     }
 
     #[test]

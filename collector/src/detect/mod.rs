@@ -12,5 +12,6 @@ pub mod changepoint;
 pub mod codec;
 pub mod detector;
 pub mod nab;
+pub mod novelty;
 pub mod seasonal;
 pub mod shape;

@@ -10,67 +10,12 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::StatusCode;
 use serde_json::{Value, json};
 use support::collector::{self, Running};
+use support::hook::Hook;
 use support::otlp;
-
-#[derive(Clone, Default)]
-struct Hook {
-    received: Arc<Mutex<Vec<(String, Value)>>>,
-}
-
-async fn hook_handler(
-    State(hook): State<Hook>,
-    axum::extract::Path(name): axum::extract::Path<String>,
-    body: Bytes,
-) -> StatusCode {
-    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    hook.received.lock().unwrap().push((name, json));
-    StatusCode::OK
-}
-
-impl Hook {
-    async fn start() -> (Hook, SocketAddr) {
-        let hook = Hook::default();
-        let app = axum::Router::new()
-            .route("/hook/{name}", axum::routing::post(hook_handler))
-            .with_state(hook.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (hook, addr)
-    }
-
-    /// Waits (bounded; not a timing assertion) for a payload at `/hook/<name>` that satisfies
-    /// `pred`.
-    async fn wait(&self, name: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let found = self
-                .received
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|(n, v)| n == name && pred(v))
-                .map(|(_, v)| v.clone());
-            if let Some(v) = found {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no matching payload at {name}: {:#?}",
-                self.received.lock().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-}
 
 const RULES: &str = r#"
 groups:
@@ -267,7 +212,10 @@ async fn issue_6_deployment_then_threshold_crossing_gives_a_linked_incident_and_
 
     // The threshold crossing: alert, incident, announcement.
     send_errors(&c, 9.0).await;
-    let alert_payload = hook.wait("alerts", |v| v["status"] == "firing").await;
+    let alert_payload = hook
+        .wait("/hook/alerts", |v| v["status"] == "firing")
+        .await
+        .json();
     assert_eq!(
         alert_payload["alerts"][0]["labels"]["alertname"],
         "CheckoutErrors"
@@ -288,10 +236,11 @@ async fn issue_6_deployment_then_threshold_crossing_gives_a_linked_incident_and_
     assert_eq!(incident["deployments"][0]["deployment_id"], "checkout-42");
     assert_eq!(incident["deployments"][0]["kind"], "suspected");
     let opened = hook
-        .wait("incidents", |v| {
+        .wait("/hook/incidents", |v| {
             v["status"] == "firing" && v["commonLabels"]["redline_incident_event"] == "opened"
         })
-        .await;
+        .await
+        .json();
     assert_eq!(opened["commonLabels"]["redline_incident"], id.to_string());
     assert_eq!(opened["commonLabels"]["severity"], "SEV1");
     assert_eq!(
@@ -324,7 +273,7 @@ async fn issue_6_deployment_then_threshold_crossing_gives_a_linked_incident_and_
         ],
     );
     assert!(ok, "{out}");
-    hook.wait("incidents", |v| {
+    hook.wait("/hook/incidents", |v| {
         v["commonLabels"]["redline_incident_event"] == "acknowledged"
     })
     .await;
@@ -336,7 +285,7 @@ async fn issue_6_deployment_then_threshold_crossing_gives_a_linked_incident_and_
     })
     .await;
     assert!(resolved["acknowledged_at"].is_string());
-    hook.wait("incidents", |v| {
+    hook.wait("/hook/incidents", |v| {
         v["status"] == "resolved" && v["commonLabels"]["redline_incident_event"] == "opened"
     })
     .await;

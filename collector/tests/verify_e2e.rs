@@ -11,38 +11,12 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use support::collector::{self, Running};
+use support::hook::Hook;
 use support::otlp;
-
-#[derive(Clone, Default)]
-struct Hook {
-    received: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
-}
-
-async fn hook_handler(State(hook): State<Hook>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    hook.received.lock().unwrap().push((headers, body));
-    StatusCode::OK
-}
-
-impl Hook {
-    async fn start() -> (Hook, SocketAddr) {
-        let hook = Hook::default();
-        let app = axum::Router::new()
-            .route("/rollback", axum::routing::post(hook_handler))
-            .with_state(hook.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (hook, addr)
-    }
-}
 
 const RULES: &str = r#"
 groups:
@@ -301,7 +275,7 @@ async fn issue_7_failed_verification_rolls_back_automatically_and_dora_follows()
     }
     {
         let received = hook.received.lock().unwrap();
-        let (headers, body) = &received[0];
+        let (headers, body) = (&received[0].headers, &received[0].body);
         let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"t0ps3cret");
         let expected: String = ring::hmac::sign(&key, body)
             .as_ref()

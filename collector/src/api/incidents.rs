@@ -57,7 +57,13 @@ pub fn router() -> Router<Api> {
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
-fn error(status: StatusCode, message: impl Into<String>, field: Option<&str>) -> Response {
+/// `{"error": message, "field": field}` with `status`: the error shape of the `/api/v1`
+/// incident, deployment, verification and post-mortem endpoints.
+pub(super) fn error(
+    status: StatusCode,
+    message: impl Into<String>,
+    field: Option<&str>,
+) -> Response {
     let mut body = serde_json::json!({"error": message.into()});
     if let Some(f) = field {
         body["field"] = serde_json::Value::String(f.to_owned());
@@ -96,7 +102,7 @@ fn parse_id(text: &str) -> Result<IncidentId, Response> {
 }
 
 /// Decodes a JSON body, naming the line, column and problem when it cannot.
-fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
+pub(super) fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
     let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
@@ -127,7 +133,8 @@ fn time_param(params: &BTreeMap<String, String>, name: &str) -> Result<Option<i6
     }
 }
 
-fn actor_of(actor: Option<String>) -> String {
+/// `user:<name>` for a named actor, `api` otherwise.
+pub(super) fn actor_of(actor: Option<String>) -> String {
     match actor.filter(|a| !a.trim().is_empty()) {
         Some(a) => format!("user:{}", a.trim()),
         None => "api".to_owned(),

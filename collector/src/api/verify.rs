@@ -13,6 +13,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::Api;
+use super::incidents::{actor_of, error, json_body};
 use crate::incident::time::Timestamp;
 use crate::verify::rollback::Block;
 use crate::verify::task::VerifyError;
@@ -31,14 +32,6 @@ pub fn router() -> Router<Api> {
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
 }
 
-fn error(status: StatusCode, message: impl Into<String>, field: Option<&str>) -> Response {
-    let mut body = serde_json::json!({"error": message.into()});
-    if let Some(f) = field {
-        body["field"] = serde_json::Value::String(f.to_owned());
-    }
-    (status, Json(body)).into_response()
-}
-
 fn unavailable(e: impl std::fmt::Display) -> Response {
     error(StatusCode::SERVICE_UNAVAILABLE, e.to_string(), None)
 }
@@ -46,22 +39,6 @@ fn unavailable(e: impl std::fmt::Display) -> Response {
 fn verify_error(e: VerifyError) -> Response {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     error(status, e.to_string(), None)
-}
-
-fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
-    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        body
-    };
-    serde_json::from_slice(body).map_err(|e| {
-        let status = if e.is_data() {
-            StatusCode::UNPROCESSABLE_ENTITY
-        } else {
-            StatusCode::BAD_REQUEST
-        };
-        error(status, format!("request body: {e}"), None)
-    })
 }
 
 async fn analysis(State(api): State<Api>, Path(id): Path<String>) -> Response {
@@ -128,13 +105,6 @@ async fn one(State(api): State<Api>, Path(id): Path<String>) -> Response {
 struct ActorBody {
     #[serde(default)]
     actor: Option<String>,
-}
-
-fn actor_of(actor: Option<String>) -> String {
-    match actor.filter(|a| !a.trim().is_empty()) {
-        Some(a) => format!("user:{}", a.trim()),
-        None => "api".to_owned(),
-    }
 }
 
 async fn approve(State(api): State<Api>, Path(id): Path<String>, body: Bytes) -> Response {

@@ -100,6 +100,50 @@ fn save(
     Ok(ids)
 }
 
+/// The entries of one timeline table (`incident_timeline` or `deployment_timeline`) whose
+/// `key_column` is `key`, in time order.
+pub(super) fn timeline_rows(
+    conn: &Connection,
+    table: &'static str,
+    key_column: &'static str,
+    key: &dyn rusqlite::ToSql,
+) -> Result<Vec<TimelineEntry>, StoreError> {
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT id, at, actor, kind, message, refs FROM {table}
+             WHERE {key_column} = ?1 ORDER BY at, id"
+        ))
+        .map_err(sql("load timeline"))?;
+    let rows = stmt
+        .query_map([key], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })
+        .map_err(sql("load timeline"))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, at, actor, kind, message, refs) = row.map_err(sql("load timeline"))?;
+        let kind = EntryKind::parse(&kind).ok_or_else(|| {
+            StoreError::CorruptRecord(format!("{table} entry {id}: unknown kind {kind:?}"))
+        })?;
+        out.push(TimelineEntry {
+            id,
+            at,
+            actor,
+            kind,
+            message,
+            refs: decode("decode timeline refs", &refs)?,
+        });
+    }
+    Ok(out)
+}
+
 fn incident_rows(
     conn: &Connection,
     where_sql: &str,
@@ -215,44 +259,9 @@ impl Store {
     /// The timeline of an incident, in time order.
     pub async fn timeline(&self, id: IncidentId) -> Result<Vec<TimelineEntry>, StoreError> {
         self.blocking(move |store| {
-            store.readers.with(|conn| {
-                let mut stmt = conn
-                    .prepare(
-                        "SELECT id, at, actor, kind, message, refs FROM incident_timeline
-                         WHERE incident_id = ?1 ORDER BY at, id",
-                    )
-                    .map_err(sql("load timeline"))?;
-                let rows = stmt
-                    .query_map([id], |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, i64>(1)?,
-                            r.get::<_, String>(2)?,
-                            r.get::<_, String>(3)?,
-                            r.get::<_, String>(4)?,
-                            r.get::<_, String>(5)?,
-                        ))
-                    })
-                    .map_err(sql("load timeline"))?;
-                let mut out = Vec::new();
-                for row in rows {
-                    let (id, at, actor, kind, message, refs) = row.map_err(sql("load timeline"))?;
-                    let kind = EntryKind::parse(&kind).ok_or_else(|| {
-                        StoreError::CorruptRecord(format!(
-                            "timeline entry {id}: unknown kind {kind:?}"
-                        ))
-                    })?;
-                    out.push(TimelineEntry {
-                        id,
-                        at,
-                        actor,
-                        kind,
-                        message,
-                        refs: decode("decode timeline refs", &refs)?,
-                    });
-                }
-                Ok(out)
-            })
+            store
+                .readers
+                .with(|conn| timeline_rows(conn, "incident_timeline", "incident_id", &id))
         })
         .await
     }

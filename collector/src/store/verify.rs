@@ -164,43 +164,12 @@ impl Store {
     ) -> Result<Vec<TimelineEntry>, StoreError> {
         self.blocking(move |store| {
             store.readers.with(|conn| {
-                let mut stmt = conn
-                    .prepare(
-                        "SELECT id, at, actor, kind, message, refs FROM deployment_timeline
-                         WHERE deployment_id = ?1 ORDER BY at, id",
-                    )
-                    .map_err(sql("load deployment timeline"))?;
-                let rows = stmt
-                    .query_map([&deployment_id], |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, i64>(1)?,
-                            r.get::<_, String>(2)?,
-                            r.get::<_, String>(3)?,
-                            r.get::<_, String>(4)?,
-                            r.get::<_, String>(5)?,
-                        ))
-                    })
-                    .map_err(sql("load deployment timeline"))?;
-                let mut out = Vec::new();
-                for row in rows {
-                    let (id, at, actor, kind, message, refs) =
-                        row.map_err(sql("load deployment timeline"))?;
-                    let kind = crate::incident::EntryKind::parse(&kind).ok_or_else(|| {
-                        StoreError::CorruptRecord(format!(
-                            "timeline entry {id}: unknown kind {kind:?}"
-                        ))
-                    })?;
-                    out.push(TimelineEntry {
-                        id,
-                        at,
-                        actor,
-                        kind,
-                        message,
-                        refs: decode("decode refs", &refs)?,
-                    });
-                }
-                Ok(out)
+                super::incidents::timeline_rows(
+                    conn,
+                    "deployment_timeline",
+                    "deployment_id",
+                    &deployment_id,
+                )
             })
         })
         .await

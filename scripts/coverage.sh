@@ -31,8 +31,21 @@ for f in files:
 for k, (c, n) in sorted(groups.items()):
     if n:
         print(f"{k:24s} {c:5d}/{n:5d} {100*c/n:5.1f}%")
-core = ["query", "rules", "alert/state.rs", "receiver/convert.rs", "store/chunk.rs", "model.rs", "store"]
-c = sum(groups.get(k, [0, 0])[0] for k in core); n = sum(groups.get(k, [0, 0])[1] for k in core)
+# The core logic: the pure modules the architecture names (no I/O, `now` passed in) and the
+# store, by path prefix under collector/src/.
+core_prefixes = ["query/", "rules/", "alert/state.rs", "alert/dispatch.rs", "alert/route.rs",
+                 "alert/matcher.rs", "alert/inhibit.rs", "alert/silence.rs",
+                 "alert/timeinterval.rs", "receiver/convert.rs", "store/", "model.rs",
+                 "detect/", "dora/", "incident/core.rs", "verify/judge.rs",
+                 "verify/rollback.rs", "verify/stats.rs", "postmortem/"]
+c = n = 0
+for f in files:
+    path = "/".join(f["path"])
+    if "/collector/src/" not in path:
+        continue
+    rel = path.split("/collector/src/")[1]
+    if any(rel.startswith(p) for p in core_prefixes):
+        c += f["covered"]; n += f["coverable"]
 print(f"{'core logic':24s} {c:5d}/{n:5d} {100*c/n:5.1f}%")
 c = sum(v[0] for v in groups.values()); n = sum(v[1] for v in groups.values())
 print(f"{'all of collector/src':24s} {c:5d}/{n:5d} {100*c/n:5.1f}%")

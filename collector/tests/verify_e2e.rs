@@ -76,6 +76,13 @@ verification:
             timeout: 10s
           - webhook: http://{hook}/rollback
             hmac_secret_file: {secret}
+    # No indicators: only an incident linked to a recent deployment triggers a rollback.
+    - service: billing
+      rollback:
+        mode: auto
+        environments: [prod]
+        hooks:
+          - exec: ["{script}"]
 incidents:
   resolve_after: 1s
 "#,
@@ -98,8 +105,12 @@ incidents:
 }
 
 async fn send(c: &Running, points: &[(i64, f64)]) {
+    send_for(c, "checkout", points).await;
+}
+
+async fn send_for(c: &Running, service: &str, points: &[(i64, f64)]) {
     let resource = [
-        ("service.name", "checkout"),
+        ("service.name", service),
         ("deployment.environment", "prod"),
         ("host.name", "web1"),
     ];
@@ -463,6 +474,42 @@ async fn issue_7_failed_verification_rolls_back_automatically_and_dora_follows()
         .get_with_status(&format!("/api/v1/incidents/{id}/postmortem?format=pdf"))
         .await;
     assert_eq!(status, 400);
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_7_an_incident_linked_to_a_recent_deployment_triggers_the_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_hook, hook_addr) = Hook::start().await;
+    let c = start(dir.path(), hook_addr, "auto").await;
+    let now = otlp::now_ms();
+    let (status, body) = post(
+        &c,
+        "/api/v1/deployments",
+        &json!({"id": "b1", "service": "billing", "environment": "prod", "version": "3.1",
+                "status": "success", "started_at": rfc3339(now - 120_000), "finished_at": rfc3339(now - 60_000)}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    // Billing's errors cross the rule's threshold: the alert opens an incident that suspects
+    // b1, and that link alone triggers the rollback.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let rollback = loop {
+        send_for(&c, "billing", &[(otlp::now_ms(), 9.0)]).await;
+        let list = c.get("/api/v1/rollbacks?service=billing").await;
+        if let Some(r) = list
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["state"] == "succeeded"))
+        {
+            break r.clone();
+        }
+        assert!(Instant::now() < deadline, "{list:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(rollback["deployment_id"], "b1");
+    assert_eq!(rollback["trigger"]["kind"], "incident");
+    assert!(rollback["incident_id"].is_i64());
+    assert!(c.get("/api/v1/deployments/b1/analysis").await["verified"] == false);
     c.stop().await;
 }
 

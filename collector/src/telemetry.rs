@@ -35,6 +35,11 @@ pub fn metrics_handle() -> PrometheusHandle {
 pub const METRICS: &[(&str, &str, &str)] = &[
     (
         "counter",
+        "redline_collector_verifications_dropped_total",
+        "Deployments not verified because too many verifications were running at once.",
+    ),
+    (
+        "counter",
         "redline_collector_verification_analyses_total",
         "Post-deploy verification analyses run (one per indicator per round).",
     ),

@@ -35,6 +35,9 @@ use crate::notify::{LabelSet, Notification, NotifyAlert};
 use crate::query::{Engine, Value};
 use crate::store::{OutboxEntry, OutboxRow, Store, StoreError};
 
+/// Verifications running at once, at most (each queries its indicators every `interval`).
+const MAX_RUNS: usize = 1000;
+
 /// The label of rollback announcements.
 pub const ROLLBACK_LABEL: &str = "redline_rollback";
 
@@ -362,6 +365,11 @@ impl Verifier {
             || self.runs.contains_key(&d.id)
             || now - d.finished_at > ms(self.config.analysis_window)
         {
+            return;
+        }
+        if self.runs.len() >= MAX_RUNS {
+            metrics::counter!("redline_collector_verifications_dropped_total").increment(1);
+            tracing::warn!(deployment = %d.id, "too many verifications at once; this deployment is not verified");
             return;
         }
         let record = VerificationRecord {

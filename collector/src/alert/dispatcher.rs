@@ -614,16 +614,12 @@ impl Dispatcher {
         match self.store.enqueue_notifications(entries.clone(), log).await {
             Ok(ids) => {
                 for (entry, id) in entries.into_iter().zip(ids) {
-                    let row = OutboxRow {
-                        id,
-                        integration: entry.integration,
-                        idempotency_key: entry.idempotency_key,
-                        notification: entry.notification,
-                        created_at: entry.created_at,
-                        next_attempt_at: entry.created_at,
-                        attempts: 0,
-                    };
-                    if self.outbox.send(row).await.is_err() {
+                    if self
+                        .outbox
+                        .send(OutboxRow::enqueued(id, entry))
+                        .await
+                        .is_err()
+                    {
                         // The worker is gone (shutdown); the entry is in SQLite and is
                         // delivered after the restart.
                         break;

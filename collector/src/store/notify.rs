@@ -54,6 +54,21 @@ pub struct OutboxRow {
     pub attempts: i64,
 }
 
+impl OutboxRow {
+    /// The row of an entry just enqueued with `id`: due now, never attempted.
+    pub fn enqueued(id: i64, entry: OutboxEntry) -> OutboxRow {
+        OutboxRow {
+            id,
+            integration: entry.integration,
+            idempotency_key: entry.idempotency_key,
+            notification: entry.notification,
+            created_at: entry.created_at,
+            next_attempt_at: entry.created_at,
+            attempts: 0,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AttemptOutcome {
     Delivered,

@@ -20,6 +20,38 @@ fn decode<T: serde::de::DeserializeOwned>(
     serde_json::from_str(text).map_err(|e| StoreError::CorruptRecord(format!("{stage}: {e}")))
 }
 
+/// Timeline entries with their references encoded, ready for `insert_entries`.
+fn encode_entries(entries: Vec<TimelineEntry>) -> Result<Vec<(String, TimelineEntry)>, StoreError> {
+    entries
+        .into_iter()
+        .map(|e| Ok((encode("encode refs", &e.refs)?, e)))
+        .collect()
+}
+
+/// Appends entries to a deployment's timeline inside `tx`.
+fn insert_entries(
+    tx: &rusqlite::Transaction<'_>,
+    deployment_id: &str,
+    entries: &[(String, TimelineEntry)],
+) -> Result<(), StoreError> {
+    for (refs, e) in entries {
+        tx.execute(
+            "INSERT INTO deployment_timeline (deployment_id, at, actor, kind, message, refs)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                deployment_id,
+                e.at,
+                e.actor,
+                e.kind.as_str(),
+                e.message,
+                refs
+            ],
+        )
+        .map_err(sql("append deployment timeline"))?;
+    }
+    Ok(())
+}
+
 fn bodies<T: serde::de::DeserializeOwned>(
     conn: &rusqlite::Connection,
     stage: &'static str,
@@ -50,10 +82,7 @@ impl Store {
             .into_iter()
             .map(|a| Ok((a.at, encode("encode analysis", &a)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let entries = entries
-            .into_iter()
-            .map(|e| Ok((encode("encode refs", &e.refs)?, e)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let entries = encode_entries(entries)?;
         self.exec(move |conn| {
             let tx = conn.transaction().map_err(sql("save verification"))?;
             tx.execute(
@@ -69,14 +98,7 @@ impl Store {
                 )
                 .map_err(sql("save analysis"))?;
             }
-            for (refs, e) in &entries {
-                tx.execute(
-                    "INSERT INTO deployment_timeline (deployment_id, at, actor, kind, message, refs)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![record.deployment.id, e.at, e.actor, e.kind.as_str(), e.message, refs],
-                )
-                .map_err(sql("save deployment timeline"))?;
-            }
+            insert_entries(&tx, &record.deployment.id, &entries)?;
             tx.commit().map_err(sql("save verification"))
         })
         .await
@@ -137,22 +159,12 @@ impl Store {
         deployment_id: String,
         entries: Vec<TimelineEntry>,
     ) -> Result<(), StoreError> {
-        let entries = entries
-            .into_iter()
-            .map(|e| Ok((encode("encode refs", &e.refs)?, e)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let entries = encode_entries(entries)?;
         self.exec(move |conn| {
             let tx = conn
                 .transaction()
                 .map_err(sql("append deployment timeline"))?;
-            for (refs, e) in &entries {
-                tx.execute(
-                    "INSERT INTO deployment_timeline (deployment_id, at, actor, kind, message, refs)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![deployment_id, e.at, e.actor, e.kind.as_str(), e.message, refs],
-                )
-                .map_err(sql("append deployment timeline"))?;
-            }
+            insert_entries(&tx, &deployment_id, &entries)?;
             tx.commit().map_err(sql("append deployment timeline"))
         })
         .await

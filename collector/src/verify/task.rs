@@ -942,16 +942,7 @@ impl Verifier {
                             error: String::new(),
                         });
                         if let Some(outbox) = &self.outbox {
-                            let row = OutboxRow {
-                                id,
-                                integration: entry.integration,
-                                idempotency_key: entry.idempotency_key,
-                                notification: entry.notification,
-                                created_at: entry.created_at,
-                                next_attempt_at: entry.created_at,
-                                attempts: 0,
-                            };
-                            let _ = outbox.send(row).await;
+                            let _ = outbox.send(OutboxRow::enqueued(id, entry)).await;
                         }
                     }
                 }

@@ -340,6 +340,16 @@ async fn issue_7_failed_verification_rolls_back_automatically_and_dora_follows()
         dkinds.contains(&"verification") && dkinds.contains(&"rollback"),
         "{dkinds:?}"
     );
+    // Each analysis on the timeline carries its statistics.
+    let analysis_entry = deployment_timeline
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["refs"]["indicator"] == "errors")
+        .unwrap();
+    for r in ["baseline", "analysis", "p_value", "effect"] {
+        assert!(analysis_entry["refs"][r].is_string(), "{analysis_entry:#}");
+    }
 
     // DORA: v2 failed and recovered when its rollback finished.
     let dora = c

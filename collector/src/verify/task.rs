@@ -203,6 +203,21 @@ fn samples_of(value: Value) -> Vec<f64> {
     }
 }
 
+/// A window's statistics for a timeline reference: `n=…, median=…, mean=…`.
+fn stats_ref(s: &super::Summary) -> String {
+    format!(
+        "n={} (of {}), median={}, mean={}",
+        s.count,
+        s.raw_count,
+        opt_ref(s.median),
+        opt_ref(s.mean)
+    )
+}
+
+fn opt_ref(v: Option<f64>) -> String {
+    v.map_or_else(|| "none".to_owned(), |v| format!("{v:.6}"))
+}
+
 /// The receiver name of a service's rollback webhooks in the integrations.
 pub fn webhook_receiver(service: &str, environment: Option<&str>) -> String {
     format!("rollback:{service}:{}", environment.unwrap_or("*"))
@@ -506,6 +521,10 @@ impl Verifier {
                 )
                 .with_ref("deployment", d.id.clone())
                 .with_ref("indicator", a.indicator.clone())
+                .with_ref("baseline", stats_ref(&a.baseline))
+                .with_ref("analysis", stats_ref(&a.analysis))
+                .with_ref("p_value", opt_ref(a.p_value))
+                .with_ref("effect", opt_ref(a.effect))
             })
             .collect();
         let finished = record.verdict != Verdict::Running;

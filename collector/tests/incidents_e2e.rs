@@ -72,20 +72,7 @@ async fn start(dir: &Path, hook: SocketAddr) -> Running {
     config.incidents.resolve_after = Duration::from_secs(1);
     config.incidents.github_secret_file = Some(secret);
     let running = collector::start(config).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let body = running.get("/api/v1/rules").await;
-        let evaluated = body["data"]["groups"].as_array().is_some_and(|g| {
-            !g.is_empty()
-                && g.iter()
-                    .all(|g| g["lastEvaluation"] != "0001-01-01T00:00:00Z")
-        });
-        if evaluated {
-            break;
-        }
-        assert!(Instant::now() < deadline, "rules never evaluated: {body}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    running.wait_rules_evaluated().await;
     running
 }
 

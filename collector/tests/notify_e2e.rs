@@ -94,28 +94,8 @@ async fn start(data: &Path, rules: &Path, routing: &Path) -> Running {
     let running = collector::start(config).await;
     // Rules load asynchronously after start; send samples only once the groups evaluate, so a
     // loaded machine does not turn start-up order into a flaky test.
-    let has_rules = std::fs::read_dir(rules).is_ok_and(|mut d| d.next().is_some());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if !has_rules {
-            break;
-        }
-        let body: Value = reqwest::get(running.url("/api/v1/rules"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let evaluated = body["data"]["groups"].as_array().is_some_and(|g| {
-            !g.is_empty()
-                && g.iter()
-                    .all(|g| g["lastEvaluation"] != "0001-01-01T00:00:00Z")
-        });
-        if evaluated {
-            break;
-        }
-        assert!(Instant::now() < deadline, "rules never evaluated: {body}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    if std::fs::read_dir(rules).is_ok_and(|mut d| d.next().is_some()) {
+        running.wait_rules_evaluated().await;
     }
     running
 }

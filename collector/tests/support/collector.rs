@@ -105,6 +105,25 @@ impl Running {
         }
     }
 
+    /// Waits until every loaded rule group has evaluated once (rules load asynchronously after
+    /// start; samples sent before would make start-up order a flaky test). Bounded.
+    pub async fn wait_rules_evaluated(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let body = self.get("/api/v1/rules").await;
+            let evaluated = body["data"]["groups"].as_array().is_some_and(|g| {
+                !g.is_empty()
+                    && g.iter()
+                        .all(|g| g["lastEvaluation"] != "0001-01-01T00:00:00Z")
+            });
+            if evaluated {
+                return;
+            }
+            assert!(Instant::now() < deadline, "rules never evaluated: {body}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Polls `/api/v1/alerts` until `pred` holds (bounded; not a timing assertion).
     pub async fn wait_alerts(&self, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -191,7 +191,11 @@ impl Running {
     }
 
     async fn scrape(&self) -> String {
-        reqwest::get(format!("http://{}/metrics", self.agent_metrics))
+        // Through `http_client`, which installs the process's rustls provider first: a bare
+        // `reqwest::get` panics when this is the first client of the test process.
+        http_client()
+            .get(format!("http://{}/metrics", self.agent_metrics))
+            .send()
             .await
             .unwrap()
             .text()

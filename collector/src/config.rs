@@ -54,6 +54,40 @@ pub struct RawConfig {
     pub incidents: RawIncidents,
     #[serde(default)]
     pub verification: RawVerification,
+    #[serde(default)]
+    pub auth: RawAuth,
+    pub tls: Option<RawTls>,
+}
+
+/// Bearer tokens (see `listen::auth`). Each file holds one token per line; a scope without a
+/// file is open.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    /// Tokens accepted on the OTLP listeners (gRPC metadata or HTTP `Authorization: Bearer`).
+    pub ingest_token_file: Option<PathBuf>,
+    /// Tokens for the API's reads and `/metrics`.
+    pub read_token_file: Option<PathBuf>,
+    /// Tokens for the API's changes (and reads).
+    pub write_token_file: Option<PathBuf>,
+}
+
+/// TLS on the listeners (rustls). Certificates are re-read on SIGHUP.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key.
+    pub key_file: Option<PathBuf>,
+    /// PEM CA certificates; when set, the listeners in `client_auth_listeners` require a
+    /// client certificate signed by one of them (mTLS).
+    pub client_ca_file: Option<PathBuf>,
+    /// Listeners that speak TLS: any of `otlp_grpc`, `otlp_http`, `http`. Default: all three.
+    pub listeners: Option<Vec<String>>,
+    /// Listeners that require client certificates when `client_ca_file` is set. Default
+    /// `[otlp_grpc, otlp_http]` (agents carry certificates; people with browsers rarely do).
+    pub client_auth_listeners: Option<Vec<String>>,
 }
 
 /// Post-deploy verification and rollback (see `verify`).
@@ -411,6 +445,151 @@ pub struct Config {
     pub detect: DetectConfig,
     pub incidents: IncidentsConfig,
     pub verification: VerificationConfig,
+    pub security: SecurityConfig,
+}
+
+/// One of the collector's three listeners.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListenerName {
+    OtlpGrpc,
+    OtlpHttp,
+    Http,
+}
+
+impl ListenerName {
+    pub const ALL: [ListenerName; 3] = [
+        ListenerName::OtlpGrpc,
+        ListenerName::OtlpHttp,
+        ListenerName::Http,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListenerName::OtlpGrpc => "otlp_grpc",
+            ListenerName::OtlpHttp => "otlp_http",
+            ListenerName::Http => "http",
+        }
+    }
+}
+
+/// TLS settings as validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TlsConfig {
+    pub files: crate::listen::TlsFiles,
+    pub listeners: Vec<ListenerName>,
+    pub client_auth_listeners: Vec<ListenerName>,
+}
+
+/// Tokens and TLS.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SecurityConfig {
+    pub tokens: crate::listen::TokenFiles,
+    pub tls: Option<TlsConfig>,
+}
+
+impl SecurityConfig {
+    /// Reads every token, certificate and key file the way the running collector would, so
+    /// `validate` fails on what would fail at start.
+    pub fn check_files(&self) -> Result<(), String> {
+        crate::listen::Tokens::load(&self.tokens).map_err(|e| e.to_string())?;
+        if let Some(tls) = &self.tls {
+            for name in &tls.listeners {
+                let require = tls.client_auth_listeners.contains(name);
+                crate::listen::ServerTls::load(&tls.files, require, &[])
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn listener_names(
+    path: &Path,
+    key: &str,
+    names: Option<&Vec<String>>,
+    default: &[ListenerName],
+) -> Result<Vec<ListenerName>, ConfigError> {
+    let Some(names) = names else {
+        return Ok(default.to_vec());
+    };
+    names
+        .iter()
+        .map(|n| {
+            ListenerName::ALL
+                .into_iter()
+                .find(|l| l.as_str() == n)
+                .ok_or_else(|| ConfigError::Invalid {
+                    path: path.to_owned(),
+                    key: key.to_owned(),
+                    problem: format!("{n:?} is not one of otlp_grpc, otlp_http, http"),
+                })
+        })
+        .collect()
+}
+
+fn security(
+    raw_auth: RawAuth,
+    raw_tls: Option<RawTls>,
+    path: &Path,
+) -> Result<SecurityConfig, ConfigError> {
+    let tokens = crate::listen::TokenFiles {
+        ingest: raw_auth.ingest_token_file,
+        read: raw_auth.read_token_file,
+        write: raw_auth.write_token_file,
+    };
+    let tls = match raw_tls {
+        None => None,
+        Some(t) => {
+            let missing = |key: &str| ConfigError::Invalid {
+                path: path.to_owned(),
+                key: format!("tls.{key}"),
+                problem: "required when tls is set".into(),
+            };
+            let cert_file = t.cert_file.ok_or_else(|| missing("cert_file"))?;
+            let key_file = t.key_file.ok_or_else(|| missing("key_file"))?;
+            let listeners = listener_names(
+                path,
+                "tls.listeners",
+                t.listeners.as_ref(),
+                &ListenerName::ALL,
+            )?;
+            let client_auth_listeners = listener_names(
+                path,
+                "tls.client_auth_listeners",
+                t.client_auth_listeners.as_ref(),
+                &[ListenerName::OtlpGrpc, ListenerName::OtlpHttp],
+            )?;
+            if t.client_ca_file.is_some()
+                && let Some(l) = client_auth_listeners
+                    .iter()
+                    .find(|l| !listeners.contains(l))
+            {
+                return Err(ConfigError::Invalid {
+                    path: path.to_owned(),
+                    key: "tls.client_auth_listeners".into(),
+                    problem: format!(
+                        "{} is not in tls.listeners, so it has no TLS to ask a client certificate in",
+                        l.as_str()
+                    ),
+                });
+            }
+            let client_auth_listeners = if t.client_ca_file.is_some() {
+                client_auth_listeners
+            } else {
+                Vec::new()
+            };
+            Some(TlsConfig {
+                files: crate::listen::TlsFiles {
+                    cert_file,
+                    key_file,
+                    client_ca_file: t.client_ca_file,
+                },
+                listeners,
+                client_auth_listeners,
+            })
+        }
+    };
+    Ok(SecurityConfig { tokens, tls })
 }
 
 impl Default for Config {
@@ -825,7 +1004,9 @@ impl Config {
             github_secret_file: raw.incidents.github_secret_file,
         };
         let verification = verification(path, raw.verification)?;
+        let security = security(raw.auth, raw.tls, path)?;
         Ok(Config {
+            security,
             rules,
             notify,
             detect,

@@ -43,6 +43,7 @@ pub mod derive;
 pub mod detect;
 pub mod dora;
 pub mod incident;
+pub mod listen;
 pub mod model;
 pub mod notify;
 pub mod postmortem;
@@ -83,6 +84,8 @@ pub struct Collector {
     notify_parts: Arc<std::sync::Mutex<Option<NotifyParts>>>,
     /// The GitHub webhook secret read at bind.
     github_secret: Option<Arc<Vec<u8>>>,
+    /// Tokens and TLS of the listeners, loaded at bind.
+    security: listen::Security,
 }
 
 /// Asks a running collector to reload its rule files and its notification routing; cheap to
@@ -93,6 +96,8 @@ pub struct Reloader {
     notify_file: Option<std::path::PathBuf>,
     /// Set by `Collector::run` once the dispatcher and the integrations exist.
     notify: Arc<std::sync::Mutex<Option<NotifyParts>>>,
+    /// Token files and certificates, re-read on every reload.
+    security: listen::Security,
 }
 
 #[derive(Clone)]
@@ -133,7 +138,10 @@ impl Reloader {
     pub async fn reload(&self) -> anyhow::Result<Vec<String>> {
         // Routing first, so the alerts the reloaded rules re-announce are routed by the new
         // configuration.
-        let mut errors = Vec::new();
+        let mut errors = self.security.reload();
+        for e in &errors {
+            tracing::error!(problem = %e, "reload");
+        }
         let parts = self.notify.lock().ok().and_then(|g| g.clone());
         if let Some(parts) = parts {
             match alert::dispatcher::Routing::load(self.notify_file.as_deref()) {
@@ -184,8 +192,10 @@ pub async fn bind(config: Config) -> anyhow::Result<Collector> {
         .read_github_secret()
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .map(Arc::new);
+    let security = listen::Security::load(&config.security).map_err(|e| anyhow::anyhow!("{e}"))?;
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
     Ok(Collector {
+        security,
         github_secret,
         routing,
         config,
@@ -235,7 +245,13 @@ impl Collector {
             rules: self.reload_tx.clone(),
             notify_file: self.config.notify.config_file.clone(),
             notify: self.notify_parts.clone(),
+            security: self.security.clone(),
         }
+    }
+
+    /// The URL scheme of a listener (`https` when it speaks TLS).
+    pub fn scheme(&self, listener: config::ListenerName) -> &'static str {
+        self.security.scheme(listener)
     }
 
     /// A handle to the store, for in-process tests and benchmarks.
@@ -364,6 +380,7 @@ impl Collector {
                 rules: self.reload_tx.clone(),
                 notify_file: self.config.notify.config_file.clone(),
                 notify: self.notify_parts.clone(),
+                security: self.security.clone(),
             },
             dispatcher: dispatch,
             notify_config_text,
@@ -390,23 +407,42 @@ impl Collector {
 
         // Every server and the maintenance task watch this; `true` means stop.
         let (stop_tx, stop_rx) = watch::channel(false);
+        let [grpc_tls, otlp_http_tls, http_tls] = self.security.tls.clone();
+        let tokens = self.security.tokens.clone();
+        let grpc_incoming =
+            listen::Incoming::spawn(self.otlp_grpc, "otlp_grpc", grpc_tls, stop_rx.clone())?;
+        let otlp_http_incoming =
+            listen::Incoming::spawn(self.otlp_http, "otlp_http", otlp_http_tls, stop_rx.clone())?;
+        let http_incoming = listen::Incoming::spawn(self.http, "http", http_tls, stop_rx.clone())?;
         let grpc = tokio::spawn(
             tonic::transport::Server::builder()
+                .layer(tonic::service::InterceptorLayer::new(listen::grpc_auth(
+                    tokens.clone(),
+                )))
                 .add_routes(ingest.grpc_router())
                 .serve_with_incoming_shutdown(
-                    tokio_stream::wrappers::TcpListenerStream::new(self.otlp_grpc),
+                    grpc_incoming.into_stream(),
                     stopped(stop_rx.clone()),
                 ),
         );
         let otlp_http = tokio::spawn(
-            axum::serve(self.otlp_http, ingest.http_router())
-                .with_graceful_shutdown(stopped(stop_rx.clone()))
-                .into_future(),
+            axum::serve(
+                otlp_http_incoming,
+                ingest.clone().with_tokens(tokens.clone()).http_router(),
+            )
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .into_future(),
         );
         let http = tokio::spawn(
-            axum::serve(self.http, api::router(api))
-                .with_graceful_shutdown(stopped(stop_rx.clone()))
-                .into_future(),
+            axum::serve(
+                http_incoming,
+                api::router(api).layer(axum::middleware::from_fn_with_state(
+                    tokens,
+                    listen::api_auth,
+                )),
+            )
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .into_future(),
         );
         let manager = tokio::spawn(manager.run(self.reload_rx, stop_rx.clone()));
         // The dispatcher stops after the alert events are drained (below), not with the

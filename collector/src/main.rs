@@ -295,6 +295,11 @@ fn main() -> ExitCode {
                     eprintln!("error: {}: {e}", config.display());
                     return ExitCode::from(2);
                 }
+                // Token files, certificates and keys are read as the collector would at start.
+                if let Err(e) = loaded.security.check_files() {
+                    eprintln!("error: {}: {e}", config.display());
+                    return ExitCode::from(2);
+                }
                 println!("{}: ok", config.display());
                 ExitCode::SUCCESS
             }
@@ -460,7 +465,8 @@ fn run(config: Config) -> anyhow::Result<()> {
     })
 }
 
-/// Reloads the rule files on every SIGHUP, as Prometheus does; the task ends with the process.
+/// Reloads the rule files, the routing, the token files and the certificates on every SIGHUP,
+/// as Prometheus does; the task ends with the process.
 fn reload_on_sighup(reloader: redline_collector::Reloader) {
     #[cfg(unix)]
     tokio::spawn(async move {

@@ -205,6 +205,16 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ),
     (
         "counter",
+        "redline_collector_unauthenticated_total",
+        "Requests refused for a missing, unknown or wrong-scope bearer token, by listener and reason (missing, invalid, forbidden).",
+    ),
+    (
+        "counter",
+        "redline_collector_tls_handshake_failures_total",
+        "TLS handshakes that failed (plaintext to a TLS port, untrusted or expired client certificate) or timed out, by listener and reason.",
+    ),
+    (
+        "counter",
         "redline_collector_dropped_total",
         "Data points dropped during conversion (exemplars, exponential histograms, empty names), by signal and reason.",
     ),

@@ -72,3 +72,10 @@ class ResultLog:
             return 1
         print(f"exported {sent} {what} in {len(calls)} call(s)", file=sys.stderr)
         return 0
+
+
+def insecure(endpoint: str) -> bool:
+    """gRPC without TLS unless the endpoint is https://. The certificates and headers come
+    from the SDK's standard variables (OTEL_EXPORTER_OTLP_CERTIFICATE, _CLIENT_CERTIFICATE,
+    _CLIENT_KEY, _HEADERS)."""
+    return not endpoint.startswith("https://")

@@ -25,7 +25,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import format_trace_id
 
-from otlp_common import ResultLog, http_url, parse_args
+from otlp_common import ResultLog, http_url, parse_args, insecure
 
 
 class RecordingLogExporter(LogRecordExporter):
@@ -58,7 +58,7 @@ def make_exporter(args) -> LogRecordExporter:
 
         compression = Compression.Gzip if args.compression == "gzip" else Compression.NoCompression
         return OTLPLogExporter(
-            endpoint=args.endpoint, insecure=True, timeout=args.timeout, compression=compression
+            endpoint=args.endpoint, insecure=insecure(args.endpoint), timeout=args.timeout, compression=compression
         )
     from opentelemetry.exporter.otlp.proto.http import Compression
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter

@@ -23,7 +23,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 
-from otlp_common import ResultLog, http_url, parse_args
+from otlp_common import ResultLog, http_url, parse_args, insecure
 
 
 class RecordingMetricExporter(MetricExporter):
@@ -66,7 +66,7 @@ def make_exporter(args) -> MetricExporter:
 
         compression = Compression.Gzip if args.compression == "gzip" else Compression.NoCompression
         return OTLPMetricExporter(
-            endpoint=args.endpoint, insecure=True, timeout=args.timeout, compression=compression
+            endpoint=args.endpoint, insecure=insecure(args.endpoint), timeout=args.timeout, compression=compression
         )
     from opentelemetry.exporter.otlp.proto.http import Compression
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter

@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace import SpanKind, Status, StatusCode, format_trace_id
 
-from otlp_common import ResultLog, http_url, parse_args
+from otlp_common import ResultLog, http_url, parse_args, insecure
 
 
 class RecordingSpanExporter(SpanExporter):
@@ -53,7 +53,7 @@ def make_exporter(args) -> SpanExporter:
 
         compression = Compression.Gzip if args.compression == "gzip" else Compression.NoCompression
         return OTLPSpanExporter(
-            endpoint=args.endpoint, insecure=True, timeout=args.timeout, compression=compression
+            endpoint=args.endpoint, insecure=insecure(args.endpoint), timeout=args.timeout, compression=compression
         )
     from opentelemetry.exporter.otlp.proto.http import Compression
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

@@ -20,14 +20,12 @@ pub enum SilenceCliError {
 }
 
 fn client() -> Result<reqwest::Client, SilenceCliError> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| SilenceCliError::Request {
+    crate::listen::client::api_client(Duration::from_secs(30)).map_err(|message| {
+        SilenceCliError::Request {
             url: String::new(),
-            message: e.to_string(),
-        })
+            message,
+        }
+    })
 }
 
 async fn answer(

@@ -170,14 +170,12 @@ pub struct DoraArgs {
 }
 
 fn client() -> Result<reqwest::Client, CliError> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| CliError::Request {
+    crate::listen::client::api_client(Duration::from_secs(30)).map_err(|message| {
+        CliError::Request {
             url: String::new(),
-            message: e.to_string(),
-        })
+            message,
+        }
+    })
 }
 
 /// One request to the API: the JSON answer, or an error naming the URL and the answer.

@@ -49,6 +49,8 @@ pub struct ReceiverLimits {
 pub struct Ingest {
     store: Store,
     limits: ReceiverLimits,
+    /// Ingest tokens; open unless `auth.ingest_token_file` is set.
+    tokens: crate::listen::Tokens,
 }
 
 /// Why an export was refused. `retryable` decides between UNAVAILABLE/503 (the client keeps
@@ -87,7 +89,18 @@ fn now() -> (i64, i64) {
 
 impl Ingest {
     pub fn new(store: Store, limits: ReceiverLimits) -> Self {
-        Ingest { store, limits }
+        Ingest {
+            store,
+            limits,
+            tokens: crate::listen::Tokens::open(),
+        }
+    }
+
+    /// Requires one of `tokens`' ingest tokens on the OTLP/HTTP routes (the gRPC listener
+    /// checks them in an interceptor, `listen::grpc_auth`).
+    pub fn with_tokens(mut self, tokens: crate::listen::Tokens) -> Self {
+        self.tokens = tokens;
+        self
     }
 
     #[tracing::instrument(name = "ingest", skip_all, fields(signal = signal, protocol = protocol, points = tracing::field::Empty))]
@@ -211,7 +224,47 @@ impl Ingest {
             .route("/v1/traces", post(http_traces))
             .route("/v1/logs", post(http_logs))
             .layer(DefaultBodyLimit::max(self.limits.max_body_bytes))
+            .layer(axum::middleware::from_fn_with_state(
+                self.tokens.clone(),
+                http_auth,
+            ))
             .with_state(self.clone())
+    }
+}
+
+/// The OTLP/HTTP token check: 401 with a `google.rpc.Status` body in the request's encoding,
+/// which OTLP clients do not retry. It runs before the body is read.
+async fn http_auth(
+    State(tokens): State<crate::listen::Tokens>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use crate::listen::Scope;
+    match tokens.check_headers(Scope::Ingest, request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(denied) => {
+            crate::listen::count_denied("otlp_http", denied);
+            let json = request
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with(JSON));
+            let encoding = if json {
+                Encoding::Json
+            } else {
+                Encoding::Protobuf
+            };
+            let status = match denied {
+                crate::listen::auth::Denied::Forbidden => StatusCode::FORBIDDEN,
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            let mut response = http_error(encoding, status, denied.message(Scope::Ingest));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            response
+        }
     }
 }
 
@@ -283,7 +336,9 @@ const JSON: &str = "application/json";
 fn http_error(encoding: Encoding, status: StatusCode, message: String) -> Response {
     let code = match status {
         StatusCode::SERVICE_UNAVAILABLE => 14,
-        StatusCode::PAYLOAD_TOO_LARGE => 8,
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::TOO_MANY_REQUESTS => 8,
+        StatusCode::UNAUTHORIZED => 16,
+        StatusCode::FORBIDDEN => 7,
         _ => 3,
     };
     let mut response = match encoding {

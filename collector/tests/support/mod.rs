@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 
+pub mod certs;
 pub mod collector;
 pub mod hook;
 pub mod otlp;

@@ -54,6 +54,9 @@ pub struct RawConfig {
     pub incidents: RawIncidents,
     #[serde(default)]
     pub verification: RawVerification,
+    /// Forwarding to upstream OTLP endpoints and remote_write receivers (`forward::config`).
+    #[serde(default)]
+    pub forward: crate::forward::config::RawForward,
 }
 
 /// Post-deploy verification and rollback (see `verify`).
@@ -411,6 +414,7 @@ pub struct Config {
     pub detect: DetectConfig,
     pub incidents: IncidentsConfig,
     pub verification: VerificationConfig,
+    pub forward: crate::forward::config::ForwardConfig,
 }
 
 impl Default for Config {
@@ -825,12 +829,14 @@ impl Config {
             github_secret_file: raw.incidents.github_secret_file,
         };
         let verification = verification(path, raw.verification)?;
+        let forward = crate::forward::config::validate(raw.forward, path)?;
         Ok(Config {
             rules,
             notify,
             detect,
             incidents,
             verification,
+            forward,
             data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from("./data")),
             retention: parse_duration(
                 path,
@@ -891,6 +897,7 @@ impl Config {
         options.retention = self.retention;
         options.head_flush_interval = self.head_flush_interval;
         options.write_queue = self.write_queue;
+        options.forward = crate::forward::queues(&self.forward, &self.rules.external_labels);
         options
     }
 }

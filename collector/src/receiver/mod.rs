@@ -49,6 +49,9 @@ pub struct ReceiverLimits {
 pub struct Ingest {
     store: Store,
     limits: ReceiverLimits,
+    /// Whether each request also goes to the OTLP forward queue, committed with its data
+    /// (`crate::forward`).
+    forward_otlp: bool,
 }
 
 /// Why an export was refused. `retryable` decides between UNAVAILABLE/503 (the client keeps
@@ -87,7 +90,17 @@ fn now() -> (i64, i64) {
 
 impl Ingest {
     pub fn new(store: Store, limits: ReceiverLimits) -> Self {
-        Ingest { store, limits }
+        Ingest {
+            store,
+            limits,
+            forward_otlp: false,
+        }
+    }
+
+    /// Queues every request for the upstream OTLP endpoint, in the transaction that stores it.
+    pub fn forward_otlp(mut self, on: bool) -> Self {
+        self.forward_otlp = on;
+        self
     }
 
     #[tracing::instrument(name = "ingest", skip_all, fields(signal = signal, protocol = protocol, points = tracing::field::Empty))]
@@ -137,7 +150,11 @@ impl Ingest {
         request: ExportMetricsServiceRequest,
         protocol: &'static str,
     ) -> Result<ExportMetricsServiceResponse, IngestError> {
-        let (batch, dropped) = convert::metrics(request, now().0);
+        let forward = self
+            .forward_otlp
+            .then(|| crate::forward::otlp::metrics_payload(&request));
+        let (mut batch, dropped) = convert::metrics(request, now().0);
+        batch.forward.extend(forward);
         let a = self.commit("metrics", protocol, batch, dropped).await?;
         Ok(ExportMetricsServiceResponse {
             partial_success: (a.rejected > 0 || !a.message.is_empty()).then_some(
@@ -154,7 +171,11 @@ impl Ingest {
         request: ExportTraceServiceRequest,
         protocol: &'static str,
     ) -> Result<ExportTraceServiceResponse, IngestError> {
-        let (batch, dropped) = convert::traces(request);
+        let forward = self
+            .forward_otlp
+            .then(|| crate::forward::otlp::traces_payload(&request));
+        let (mut batch, dropped) = convert::traces(request);
+        batch.forward.extend(forward);
         let a = self.commit("traces", protocol, batch, dropped).await?;
         Ok(ExportTraceServiceResponse {
             partial_success: (a.rejected > 0).then_some(ExportTracePartialSuccess {
@@ -169,7 +190,11 @@ impl Ingest {
         request: ExportLogsServiceRequest,
         protocol: &'static str,
     ) -> Result<ExportLogsServiceResponse, IngestError> {
-        let (batch, dropped) = convert::logs(request, now().1);
+        let forward = self
+            .forward_otlp
+            .then(|| crate::forward::otlp::logs_payload(&request));
+        let (mut batch, dropped) = convert::logs(request, now().1);
+        batch.forward.extend(forward);
         let a = self.commit("logs", protocol, batch, dropped).await?;
         Ok(ExportLogsServiceResponse {
             partial_success: (a.rejected > 0).then_some(ExportLogsPartialSuccess {

@@ -54,6 +54,9 @@ pub struct RawConfig {
     pub incidents: RawIncidents,
     #[serde(default)]
     pub verification: RawVerification,
+    /// Forwarding to upstream OTLP endpoints and remote_write receivers (`forward::config`).
+    #[serde(default)]
+    pub forward: crate::forward::config::RawForward,
     #[serde(default)]
     pub auth: RawAuth,
     pub tls: Option<RawTls>,
@@ -445,6 +448,7 @@ pub struct Config {
     pub detect: DetectConfig,
     pub incidents: IncidentsConfig,
     pub verification: VerificationConfig,
+    pub forward: crate::forward::config::ForwardConfig,
     pub security: SecurityConfig,
 }
 
@@ -1004,6 +1008,7 @@ impl Config {
             github_secret_file: raw.incidents.github_secret_file,
         };
         let verification = verification(path, raw.verification)?;
+        let forward = crate::forward::config::validate(raw.forward, path)?;
         let security = security(raw.auth, raw.tls, path)?;
         Ok(Config {
             security,
@@ -1012,6 +1017,7 @@ impl Config {
             detect,
             incidents,
             verification,
+            forward,
             data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from("./data")),
             retention: parse_duration(
                 path,
@@ -1072,6 +1078,7 @@ impl Config {
         options.retention = self.retention;
         options.head_flush_interval = self.head_flush_interval;
         options.write_queue = self.write_queue;
+        options.forward = crate::forward::queues(&self.forward, &self.rules.external_labels);
         options
     }
 }

@@ -21,6 +21,8 @@
 //! - `clock`: wall-clock time through tokio's clock, for the schedulers.
 //! - `api`: the HTTP API (Prometheus- and Jaeger-shaped reads, Alertmanager's API v2),
 //!   `/metrics`, health.
+//! - `forward`: forwarding to existing engines — received OTLP to an upstream OTLP endpoint,
+//!   committed samples to Prometheus remote_write receivers — from durable queues in SQLite.
 //! - `config`: the typed, validated configuration.
 //! - `telemetry`: the collector's own metrics, logs and spans.
 //!
@@ -42,6 +44,7 @@ pub mod config;
 pub mod derive;
 pub mod detect;
 pub mod dora;
+pub mod forward;
 pub mod incident;
 pub mod listen;
 pub mod model;
@@ -270,6 +273,7 @@ impl Collector {
                 max_body_bytes: self.config.max_request_bytes,
             },
         );
+        let ingest = ingest.forward_otlp(self.config.forward.otlp.is_some());
         let ready = Arc::new(AtomicBool::new(true));
         let engine = query::Engine::new(self.store.clone(), self.config.query.clone());
         let rules_status = alert::manager::SharedStatus::default();
@@ -407,6 +411,10 @@ impl Collector {
 
         // Every server and the maintenance task watch this; `true` means stop.
         let (stop_tx, stop_rx) = watch::channel(false);
+        // Forwarding: one task per upstream target, reading its durable queue.
+        let forwarders = forward::spawn(&self.store, &self.config.forward, stop_rx.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let [grpc_tls, otlp_http_tls, http_tls] = self.security.tls.clone();
         let tokens = self.security.tokens.clone();
         let grpc_incoming =
@@ -505,6 +513,10 @@ impl Collector {
             let _ = outbox.await;
             if let Some(derive) = derive {
                 let _ = derive.await;
+            }
+            // Forwarders finish the attempt in flight; the rest stays queued in SQLite.
+            for f in forwarders {
+                let _ = f.await;
             }
         };
         if tokio::time::timeout(Duration::from_secs(30), drain)

@@ -35,6 +35,51 @@ pub fn metrics_handle() -> PrometheusHandle {
 pub const METRICS: &[(&str, &str, &str)] = &[
     (
         "counter",
+        "redline_collector_forward_enqueued_total",
+        "Items (data points, spans, log records, samples) queued durably for forwarding, by target and signal.",
+    ),
+    (
+        "counter",
+        "redline_collector_forward_sent_total",
+        "Items delivered to a forwarding target and accepted by it, by target and signal.",
+    ),
+    (
+        "counter",
+        "redline_collector_forward_rejected_total",
+        "Items an OTLP upstream refused in a partial success (not retried), by target and signal.",
+    ),
+    (
+        "counter",
+        "redline_collector_forward_failed_total",
+        "Failed forwarding attempts, by target and reason (connect, timeout, unavailable, http_429, http_4xx, http_5xx, ...).",
+    ),
+    (
+        "counter",
+        "redline_collector_forward_retries_total",
+        "Forwarding attempts that will be retried after a backoff, by target.",
+    ),
+    (
+        "counter",
+        "redline_collector_forward_dropped_total",
+        "Items dropped from a forward queue, by target and reason (queue_full, rejected: refused permanently by the upstream, unconfigured: target removed from the configuration).",
+    ),
+    (
+        "gauge",
+        "redline_collector_forward_queue_bytes",
+        "Bytes waiting in a forward queue, by target.",
+    ),
+    (
+        "gauge",
+        "redline_collector_forward_queue_rows",
+        "Payloads (requests) waiting in a forward queue, by target.",
+    ),
+    (
+        "histogram",
+        "redline_collector_forward_send_duration_seconds",
+        "Time of one forwarding attempt, by target.",
+    ),
+    (
+        "counter",
         "redline_collector_verifications_dropped_total",
         "Deployments not verified because too many verifications were running at once.",
     ),

@@ -51,6 +51,9 @@ pub struct Ingest {
     limits: ReceiverLimits,
     /// Ingest tokens; open unless `auth.ingest_token_file` is set.
     tokens: crate::listen::Tokens,
+    /// Whether each request also goes to the OTLP forward queue, committed with its data
+    /// (`crate::forward`).
+    forward_otlp: bool,
 }
 
 /// Why an export was refused. `retryable` decides between UNAVAILABLE/503 (the client keeps
@@ -93,6 +96,7 @@ impl Ingest {
             store,
             limits,
             tokens: crate::listen::Tokens::open(),
+            forward_otlp: false,
         }
     }
 
@@ -100,6 +104,12 @@ impl Ingest {
     /// checks them in an interceptor, `listen::grpc_auth`).
     pub fn with_tokens(mut self, tokens: crate::listen::Tokens) -> Self {
         self.tokens = tokens;
+        self
+    }
+
+    /// Queues every request for the upstream OTLP endpoint, in the transaction that stores it.
+    pub fn forward_otlp(mut self, on: bool) -> Self {
+        self.forward_otlp = on;
         self
     }
 
@@ -150,7 +160,11 @@ impl Ingest {
         request: ExportMetricsServiceRequest,
         protocol: &'static str,
     ) -> Result<ExportMetricsServiceResponse, IngestError> {
-        let (batch, dropped) = convert::metrics(request, now().0);
+        let forward = self
+            .forward_otlp
+            .then(|| crate::forward::otlp::metrics_payload(&request));
+        let (mut batch, dropped) = convert::metrics(request, now().0);
+        batch.forward.extend(forward);
         let a = self.commit("metrics", protocol, batch, dropped).await?;
         Ok(ExportMetricsServiceResponse {
             partial_success: (a.rejected > 0 || !a.message.is_empty()).then_some(
@@ -167,7 +181,11 @@ impl Ingest {
         request: ExportTraceServiceRequest,
         protocol: &'static str,
     ) -> Result<ExportTraceServiceResponse, IngestError> {
-        let (batch, dropped) = convert::traces(request);
+        let forward = self
+            .forward_otlp
+            .then(|| crate::forward::otlp::traces_payload(&request));
+        let (mut batch, dropped) = convert::traces(request);
+        batch.forward.extend(forward);
         let a = self.commit("traces", protocol, batch, dropped).await?;
         Ok(ExportTraceServiceResponse {
             partial_success: (a.rejected > 0).then_some(ExportTracePartialSuccess {
@@ -182,7 +200,11 @@ impl Ingest {
         request: ExportLogsServiceRequest,
         protocol: &'static str,
     ) -> Result<ExportLogsServiceResponse, IngestError> {
-        let (batch, dropped) = convert::logs(request, now().1);
+        let forward = self
+            .forward_otlp
+            .then(|| crate::forward::otlp::logs_payload(&request));
+        let (mut batch, dropped) = convert::logs(request, now().1);
+        batch.forward.extend(forward);
         let a = self.commit("logs", protocol, batch, dropped).await?;
         Ok(ExportLogsServiceResponse {
             partial_success: (a.rejected > 0).then_some(ExportLogsPartialSuccess {

@@ -18,6 +18,7 @@
 //! read chunks, spans and logs through a small pool of read-only connections.
 
 mod chunk;
+mod forward;
 mod incidents;
 mod notify;
 mod schema;
@@ -35,6 +36,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::alert::state::{Alert, State};
 use crate::model::{Labels, LogRecord, Matcher, MetricMeta, Sample, SeriesSamples, SpanRecord};
 
+pub use forward::{
+    AckOutcome, ForwardPayload, ForwardQueue, PurgedQueue, QueuedPayload, SampleEncoder,
+};
 pub use incidents::{IncidentFilter, PutDeployment};
 pub use notify::{
     AttemptOutcome, DeliveryAttempt, NotificationLogEntry, OutboxEntry, OutboxRow, SilenceRow,
@@ -112,6 +116,8 @@ pub struct StoreOptions {
     pub head_flush_interval: Duration,
     /// Capacity of the writer's command channel (writes waiting for a commit).
     pub write_queue: usize,
+    /// The durable forward queues to fill (`store::forward`); empty when nothing is forwarded.
+    pub forward: Vec<ForwardQueue>,
 }
 
 impl StoreOptions {
@@ -121,6 +127,7 @@ impl StoreOptions {
             retention: Duration::from_secs(15 * 24 * 3600),
             head_flush_interval: Duration::from_secs(30 * 60),
             write_queue: 256,
+            forward: Vec::new(),
         }
     }
 }
@@ -137,6 +144,9 @@ pub struct WriteBatch {
     pub alert_state: Vec<RuleAlertState>,
     /// Alerts that resolved, for the history.
     pub resolved_alerts: Vec<(String, Alert)>,
+    /// Payloads for the forward queues (the OTLP request as received), enqueued in the same
+    /// transaction; payloads for targets that are not configured are ignored.
+    pub forward: Vec<ForwardPayload>,
 }
 
 /// The persisted alerts of one rule, keyed by `rule_key` (`file;group;rule name;occurrence`).
@@ -181,6 +191,12 @@ enum Command {
     /// From now on, hand committed samples of matching series and summaries of committed
     /// spans to this tap (replacing any earlier one).
     Tap(CommitTap),
+    /// Delete these delivered rows of a forward queue (target, row ids).
+    ForwardAck(
+        String,
+        Vec<i64>,
+        oneshot::Sender<Result<AckOutcome, StoreError>>,
+    ),
 }
 
 /// Picks the series whose committed samples the tap receives.
@@ -360,6 +376,8 @@ pub struct Store {
     shared: Arc<RwLock<Shared>>,
     readers: Arc<ReadPool>,
     path: PathBuf,
+    /// Forwarders subscribe to it; the writer sends the newest enqueued forward row id.
+    forward_enqueued: tokio::sync::watch::Sender<i64>,
 }
 
 /// One series and its samples in a time range.
@@ -420,7 +438,10 @@ impl Store {
         schema::migrate(&mut conn).map_err(sql("migrate"))?;
         let shared = Arc::new(RwLock::new(Shared::default()));
         let (written, _) = tokio::sync::broadcast::channel(64);
-        let state = writer::Writer::load(conn, shared.clone(), options, written.clone())?;
+        let (forward_enqueued, _) = tokio::sync::watch::channel(0);
+        let forward =
+            forward::ForwardState::load(&conn, &options.forward, forward_enqueued.clone())?;
+        let state = writer::Writer::load(conn, shared.clone(), options, written.clone(), forward)?;
         let (tx, rx) = mpsc::channel(options.write_queue.max(1));
         std::thread::Builder::new()
             .name("redline-store-writer".into())
@@ -435,6 +456,7 @@ impl Store {
                 idle: Mutex::new(Vec::new()),
             }),
             path,
+            forward_enqueued,
         })
     }
 

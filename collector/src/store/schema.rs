@@ -226,6 +226,20 @@ const MIGRATIONS: &[&str] = &[
         value  TEXT NOT NULL
     );
     "#,
+    // 6: the durable forward queues (see `store::forward`): payloads for upstream OTLP
+    // endpoints and remote_write receivers, enqueued in the transaction that stores the data,
+    // deleted once delivered. Forwarders read each target's rows oldest first.
+    r#"
+    CREATE TABLE forward_queue (
+        id           INTEGER PRIMARY KEY,
+        target       TEXT NOT NULL,     -- otlp | remote_write:<name>
+        signal       TEXT NOT NULL,     -- metrics | traces | logs | samples
+        items        INTEGER NOT NULL,  -- points, spans, log records or samples it carries
+        bytes        BLOB NOT NULL,     -- protobuf: an OTLP export request or a WriteRequest
+        enqueued_ms  INTEGER NOT NULL
+    );
+    CREATE INDEX forward_queue_by_target ON forward_queue (target, id);
+    "#,
 ];
 
 /// Brings the schema up to date. Returns the version reached.

@@ -343,3 +343,137 @@ async fn notifications_outbox_log_and_silences_survive_a_restart() {
     assert_eq!(store.prune_notifications(200).await.unwrap(), 1);
     assert_eq!(store.pending_notifications().await.unwrap().len(), 1);
 }
+
+/// A queue whose "encoder" records each sample as `name@t=v` text, so tests read what the
+/// writer handed it.
+fn text_queue(target: &str, max_bytes: u64) -> ForwardQueue {
+    let target_name = target.to_owned();
+    ForwardQueue {
+        target: target.to_owned(),
+        max_bytes,
+        samples: Some(Arc::new(move |series| {
+            let mut text = String::new();
+            let mut items = 0;
+            for (labels, samples) in series {
+                for s in *samples {
+                    text.push_str(&format!(
+                        "{}@{}={};",
+                        labels.metric_name(),
+                        s.timestamp_ms,
+                        s.value
+                    ));
+                    items += 1;
+                }
+            }
+            vec![ForwardPayload {
+                target: target_name.clone(),
+                signal: "samples",
+                items,
+                bytes: text.into_bytes(),
+            }]
+        })),
+    }
+}
+
+fn queued_text(rows: &[QueuedPayload]) -> Vec<String> {
+    rows.iter()
+        .map(|r| String::from_utf8(r.bytes.clone()).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn forward_queue_gets_accepted_samples_and_payloads_in_the_commit_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = StoreOptions::new(dir.path());
+    options.forward = vec![
+        text_queue("rw", 1 << 20),
+        ForwardQueue {
+            target: "otlp".into(),
+            max_bytes: 1 << 20,
+            samples: None,
+        },
+    ];
+    let store = Store::open(&options).unwrap();
+    let watch = store.forward_watch();
+    let mut b = batch("m", "a", &[(1000, 1.0), (2000, 2.0)]);
+    b.forward.push(ForwardPayload {
+        target: "otlp".into(),
+        signal: "metrics",
+        items: 2,
+        bytes: b"request-1".to_vec(),
+    });
+    // A payload for a target that is not configured is ignored.
+    b.forward.push(ForwardPayload {
+        target: "elsewhere".into(),
+        signal: "metrics",
+        items: 2,
+        bytes: b"lost".to_vec(),
+    });
+    store.write(b).await.unwrap();
+    assert!(watch.has_changed().unwrap());
+    // Out of order (1500) and an exact duplicate (2000) are not forwarded: only what the store
+    // accepted.
+    store
+        .write(batch("m", "a", &[(1500, 9.0), (2000, 2.0), (3000, 3.0)]))
+        .await
+        .unwrap();
+    let rows = store.forward_read("rw", 100, 1 << 20).await.unwrap();
+    assert_eq!(queued_text(&rows), ["m@1000=1;m@2000=2;", "m@3000=3;"]);
+    let otlp = store.forward_read("otlp", 100, 1 << 20).await.unwrap();
+    assert_eq!(queued_text(&otlp), ["request-1"]);
+    // Reads stop at max_items but always return at least one row.
+    assert_eq!(store.forward_read("rw", 1, 1 << 20).await.unwrap().len(), 1);
+    assert!(
+        store
+            .forward_read("elsewhere", 100, 1 << 20)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let out = store.forward_ack("rw", vec![rows[0].id]).await.unwrap();
+    assert_eq!(out.rows, 1);
+    store.close().await.unwrap();
+    drop(store);
+
+    let store = Store::open(&options).unwrap();
+    let rows = store.forward_read("rw", 100, 1 << 20).await.unwrap();
+    assert_eq!(queued_text(&rows), ["m@3000=3;"]);
+    // Purging keeps the configured targets' queues only.
+    let purged = store.forward_purge(vec!["rw".into()]).await.unwrap();
+    assert_eq!(purged.len(), 1);
+    assert_eq!(purged[0].target, "otlp");
+    assert!(
+        store
+            .forward_read("otlp", 100, 1 << 20)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.forward_read("rw", 100, 1 << 20).await.unwrap().len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn forward_queue_drops_its_oldest_rows_when_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = StoreOptions::new(dir.path());
+    // Each payload "m@<t>=<v>;" is 9 bytes for these timestamps; the queue holds three.
+    options.forward = vec![text_queue("rw", 27)];
+    let store = Store::open(&options).unwrap();
+    for i in 0..5 {
+        let t = 1000 + i * 1000;
+        store
+            .write(batch("m", "a", &[(t, i as f64)]))
+            .await
+            .unwrap();
+    }
+    let rows = store.forward_read("rw", 100, 1 << 20).await.unwrap();
+    assert_eq!(
+        queued_text(&rows),
+        ["m@3000=2;", "m@4000=3;", "m@5000=4;"],
+        "the two oldest rows were dropped"
+    );
+}

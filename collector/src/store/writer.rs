@@ -65,6 +65,8 @@ pub(super) struct Writer {
     /// The tap filter's answer per series id, so each series is matched once, not at every
     /// commit (ids are never reused). Cleared when the tap changes.
     tap_picks: FastMap<i64, bool>,
+    /// The forward queues' sizes and bounds; payloads are enqueued inside `commit`.
+    forward: super::forward::ForwardState,
 }
 
 impl Writer {
@@ -74,8 +76,10 @@ impl Writer {
         shared: Arc<RwLock<Shared>>,
         _options: &StoreOptions,
         written: tokio::sync::broadcast::Sender<Arc<Vec<String>>>,
+        forward: super::forward::ForwardState,
     ) -> Result<Writer, StoreError> {
         let mut writer = Writer {
+            forward,
             conn,
             written,
             shared,
@@ -255,6 +259,10 @@ impl Writer {
                 self.tap_picks.clear();
                 false
             }
+            Command::ForwardAck(target, ids, reply) => {
+                let _ = reply.send(self.forward.ack(&mut self.conn, &target, &ids));
+                false
+            }
         }
     }
 
@@ -309,6 +317,11 @@ impl Writer {
         let mut resolved_alerts = Vec::new();
         let mut written_names: std::collections::BTreeSet<String> =
             std::collections::BTreeSet::new();
+        // Forwarding: the payloads the batches carry, and the labels of series with accepted
+        // samples when a remote_write queue wants them.
+        let mut forward_payloads = Vec::new();
+        let wants_samples = self.forward.wants_samples();
+        let mut accepted_labels: FastMap<i64, Arc<Labels>> = FastMap::default();
         for batch in batches {
             let mut outcome = WriteOutcome {
                 spans: batch.spans.len(),
@@ -380,6 +393,9 @@ impl Writer {
                 if let Some(p) = prev {
                     last.insert(id, p);
                 }
+                if wants_samples && kept > 0 {
+                    accepted_labels.insert(id, labels.clone());
+                }
                 if known.is_none() && kept > 0 {
                     new_ids.insert(labels.clone(), id);
                     new_series.push((id, labels));
@@ -390,6 +406,12 @@ impl Writer {
             logs.extend(batch.logs);
             alert_state.extend(batch.alert_state);
             resolved_alerts.extend(batch.resolved_alerts);
+            forward_payloads.extend(
+                batch
+                    .forward
+                    .into_iter()
+                    .filter(|p| self.forward.is_configured(&p.target)),
+            );
             outcomes.push(outcome);
         }
 
@@ -437,6 +459,25 @@ impl Writer {
                     .and_then(|mut s| s.execute([&wal]))
                     .map_err(sql("insert wal"))?;
             }
+        }
+        // Acknowledged means stored and queued for forwarding: the payloads join this
+        // transaction. Only samples the store accepted are forwarded, so an upstream with the
+        // same ordering rules (Prometheus) never refuses a whole request for one of them.
+        let forward_plan = {
+            let samples: Vec<(&Labels, &[Sample])> = if accepted_labels.is_empty() {
+                Vec::new()
+            } else {
+                grouped
+                    .iter()
+                    .filter_map(|(id, s)| {
+                        accepted_labels.get(id).map(|l| (l.as_ref(), s.as_slice()))
+                    })
+                    .collect()
+            };
+            self.forward
+                .enqueue(&tx, forward_payloads, &samples, now_ms())?
+        };
+        {
             let mut insert_span = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO spans (trace_id, span_id, parent_span_id, service, name, kind,
@@ -560,6 +601,7 @@ impl Writer {
         tx.commit().map_err(sql("commit"))?;
 
         // Committed: publish.
+        self.forward.apply(forward_plan);
         self.wal_bytes += wal.len();
         self.next_id = next_id;
         let stored = accepted.len();
@@ -775,6 +817,13 @@ impl Writer {
             .increment(outcome.chunks as u64);
         Ok(outcome)
     }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {

@@ -277,6 +277,23 @@ pub struct RawLimits {
     pub query_max_samples: Option<usize>,
     /// Longest a query may run, e.g. `2m`. Default `2m`.
     pub query_timeout: Option<String>,
+    /// OTLP requests being read or committed at once (both OTLP listeners together); more are
+    /// answered 429 / `RESOURCE_EXHAUSTED` with a retry delay. Default 64.
+    pub max_concurrent_requests: Option<usize>,
+    /// Series in one OTLP request; a larger request is refused whole. Default 100000.
+    pub max_series_per_request: Option<usize>,
+    /// Labels of one series (the metric name included); such series are refused. Default 64.
+    pub max_labels_per_series: Option<usize>,
+    /// Bytes in a label name. Default 1024.
+    pub max_label_name_length: Option<usize>,
+    /// Bytes in a label value. Default 4096.
+    pub max_label_value_length: Option<usize>,
+    /// How far ahead of the receive time a timestamp may be, e.g. `10m`. Default `10m`.
+    pub max_future: Option<String>,
+    /// Series in the store; samples of new series beyond it are refused. Default 2000000.
+    pub max_series: Option<usize>,
+    /// Series with one `host_name` (one agent's host). Default 50000.
+    pub max_series_per_host: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -438,6 +455,9 @@ pub struct Config {
     pub otlp_http_listen: SocketAddr,
     pub http_listen: SocketAddr,
     pub max_request_bytes: usize,
+    pub max_concurrent_requests: usize,
+    pub ingest_limits: crate::receiver::limits::IngestLimits,
+    pub series_limits: crate::store::SeriesLimits,
     pub query: QueryLimits,
     pub head_flush_interval: Duration,
     pub write_queue: usize,
@@ -1010,6 +1030,61 @@ impl Config {
         let verification = verification(path, raw.verification)?;
         let forward = crate::forward::config::validate(raw.forward, path)?;
         let security = security(raw.auth, raw.tls, path)?;
+        let retention =
+            parse_duration(path, "retention", raw.retention.as_deref().unwrap_or("15d"))?;
+        let l = &raw.limits;
+        let defaults = crate::receiver::limits::IngestLimits::default();
+        let ingest_limits = crate::receiver::limits::IngestLimits {
+            max_series_per_request: positive(
+                path,
+                "limits.max_series_per_request",
+                l.max_series_per_request
+                    .unwrap_or(defaults.max_series_per_request),
+            )?,
+            max_labels_per_series: positive(
+                path,
+                "limits.max_labels_per_series",
+                l.max_labels_per_series
+                    .unwrap_or(defaults.max_labels_per_series),
+            )?,
+            max_label_name_length: positive(
+                path,
+                "limits.max_label_name_length",
+                l.max_label_name_length
+                    .unwrap_or(defaults.max_label_name_length),
+            )?,
+            max_label_value_length: positive(
+                path,
+                "limits.max_label_value_length",
+                l.max_label_value_length
+                    .unwrap_or(defaults.max_label_value_length),
+            )?,
+            max_future: parse_duration(
+                path,
+                "limits.max_future",
+                l.max_future.as_deref().unwrap_or("10m"),
+            )?,
+            max_past: retention,
+        };
+        let series_defaults = crate::store::SeriesLimits::default();
+        let series_limits = crate::store::SeriesLimits {
+            max_series: positive(
+                path,
+                "limits.max_series",
+                l.max_series.unwrap_or(series_defaults.max_series),
+            )?,
+            max_series_per_host: positive(
+                path,
+                "limits.max_series_per_host",
+                l.max_series_per_host
+                    .unwrap_or(series_defaults.max_series_per_host),
+            )?,
+        };
+        let max_concurrent_requests = positive(
+            path,
+            "limits.max_concurrent_requests",
+            l.max_concurrent_requests.unwrap_or(64),
+        )?;
         Ok(Config {
             security,
             rules,
@@ -1019,11 +1094,10 @@ impl Config {
             verification,
             forward,
             data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from("./data")),
-            retention: parse_duration(
-                path,
-                "retention",
-                raw.retention.as_deref().unwrap_or("15d"),
-            )?,
+            retention,
+            ingest_limits,
+            series_limits,
+            max_concurrent_requests,
             otlp_grpc_listen: parse_addr(
                 path,
                 "listen.otlp_grpc",
@@ -1078,6 +1152,7 @@ impl Config {
         options.retention = self.retention;
         options.head_flush_interval = self.head_flush_interval;
         options.write_queue = self.write_queue;
+        options.series_limits = self.series_limits;
         options.forward = crate::forward::queues(&self.forward, &self.rules.external_labels);
         options
     }

@@ -271,6 +271,8 @@ impl Collector {
             self.store.clone(),
             receiver::ReceiverLimits {
                 max_body_bytes: self.config.max_request_bytes,
+                max_concurrent_requests: self.config.max_concurrent_requests,
+                ingest: self.config.ingest_limits,
             },
         );
         let ingest = ingest.forward_otlp(self.config.forward.otlp.is_some());

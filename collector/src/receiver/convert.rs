@@ -39,10 +39,12 @@ pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Dropped {
     pub by_reason: HashMap<&'static str, usize>,
+    /// The first refusal explained in full (which series, which limit), for the message.
+    pub detail: Option<String>,
 }
 
 impl Dropped {
-    fn add(&mut self, reason: &'static str, n: usize) {
+    pub(crate) fn add(&mut self, reason: &'static str, n: usize) {
         if n > 0 {
             *self.by_reason.entry(reason).or_default() += n;
         }
@@ -72,7 +74,17 @@ impl Dropped {
             .map(|(r, n)| format!("{n} {r}"))
             .collect();
         parts.sort();
-        Some(format!("dropped data points: {}", parts.join(", ")))
+        let mut message = format!("dropped data points: {}", parts.join(", "));
+        if let Some(detail) = &self.detail {
+            message.push_str("; first: ");
+            message.push_str(detail);
+        }
+        Some(message)
+    }
+
+    /// Keeps `detail` as the explanation of the first refusal, unless one is kept already.
+    pub(crate) fn note(&mut self, detail: String) {
+        self.detail.get_or_insert(detail);
     }
 }
 

@@ -4,6 +4,7 @@
 //! so an acknowledged batch is always durable and an unacknowledged one is never lost by us.
 
 pub mod convert;
+pub mod limits;
 
 use std::io::Read;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -42,7 +43,26 @@ use crate::store::{Store, StoreError, WriteBatch, WriteOutcome};
 pub struct ReceiverLimits {
     /// Largest request body, after decompression, in bytes.
     pub max_body_bytes: usize,
+    /// Requests being read or committed at once, over both OTLP listeners; more are turned
+    /// away with 429 / `RESOURCE_EXHAUSTED` and a retry delay.
+    pub max_concurrent_requests: usize,
+    /// Series, label and timestamp limits (`limits`).
+    pub ingest: limits::IngestLimits,
 }
+
+impl ReceiverLimits {
+    /// The body limit alone, with the other limits at their defaults.
+    pub fn with_body_limit(max_body_bytes: usize) -> Self {
+        ReceiverLimits {
+            max_body_bytes,
+            max_concurrent_requests: 64,
+            ingest: limits::IngestLimits::default(),
+        }
+    }
+}
+
+/// How long a throttled client is asked to wait before retrying.
+const THROTTLE_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the receivers share: the store handle and the limits.
 #[derive(Clone)]
@@ -54,6 +74,8 @@ pub struct Ingest {
     /// Whether each request also goes to the OTLP forward queue, committed with its data
     /// (`crate::forward`).
     forward_otlp: bool,
+    /// Permits for requests in progress (`ReceiverLimits::max_concurrent_requests`).
+    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// Why an export was refused. `retryable` decides between UNAVAILABLE/503 (the client keeps
@@ -63,11 +85,14 @@ pub struct Ingest {
 pub struct IngestError {
     pub message: String,
     pub retryable: bool,
+    /// A limit refused the request whole (413 / `RESOURCE_EXHAUSTED`, not retryable).
+    pub too_large: bool,
 }
 
 impl From<StoreError> for IngestError {
     fn from(e: StoreError) -> Self {
         IngestError {
+            too_large: false,
             retryable: e.is_retryable(),
             message: format!("store: {e}"),
         }
@@ -93,6 +118,9 @@ fn now() -> (i64, i64) {
 impl Ingest {
     pub fn new(store: Store, limits: ReceiverLimits) -> Self {
         Ingest {
+            in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                limits.max_concurrent_requests.max(1),
+            )),
             store,
             limits,
             tokens: crate::listen::Tokens::open(),
@@ -118,9 +146,18 @@ impl Ingest {
         &self,
         signal: &'static str,
         protocol: &'static str,
-        batch: WriteBatch,
-        dropped: convert::Dropped,
+        mut batch: WriteBatch,
+        mut dropped: convert::Dropped,
     ) -> Result<Accepted, IngestError> {
+        if let Err(e) = limits::apply(&mut batch, &mut dropped, &self.limits.ingest, now().0) {
+            metrics::counter!("redline_collector_rejected_total", "signal" => signal, "reason" => e.limit)
+                .increment(1);
+            return Err(IngestError {
+                message: e.message,
+                retryable: false,
+                too_large: true,
+            });
+        }
         for (reason, n) in &dropped.by_reason {
             metrics::counter!("redline_collector_dropped_total", "signal" => signal, "reason" => *reason)
                 .increment(*n as u64);
@@ -214,10 +251,11 @@ impl Ingest {
         })
     }
 
-    /// The tonic services, with gzip accepted and the size limit applied.
+    /// The tonic services, with gzip accepted, the size limit applied, and the limit of
+    /// requests in progress in front of them.
     pub fn grpc_router(&self) -> tonic::service::Routes {
         let limit = self.limits.max_body_bytes;
-        tonic::service::Routes::new(
+        let routes = tonic::service::Routes::new(
             MetricsServiceServer::new(self.clone())
                 .accept_compressed(CompressionEncoding::Gzip)
                 .send_compressed(CompressionEncoding::Gzip)
@@ -234,7 +272,14 @@ impl Ingest {
                 .accept_compressed(CompressionEncoding::Gzip)
                 .send_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(limit),
-        )
+        );
+        let router = routes
+            .into_axum_router()
+            .layer(axum::middleware::from_fn_with_state(
+                self.in_flight.clone(),
+                grpc_limits,
+            ));
+        tonic::service::Routes::from(router)
     }
 
     /// The OTLP/HTTP routes: `POST /v1/metrics`, `/v1/traces`, `/v1/logs`.
@@ -247,11 +292,138 @@ impl Ingest {
             .route("/v1/logs", post(http_logs))
             .layer(DefaultBodyLimit::max(self.limits.max_body_bytes))
             .layer(axum::middleware::from_fn_with_state(
+                self.in_flight.clone(),
+                http_concurrency,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
                 self.tokens.clone(),
                 http_auth,
             ))
             .with_state(self.clone())
     }
+}
+
+/// The limit of requests in progress on OTLP/HTTP: a request that finds every permit taken is
+/// answered 429 with `Retry-After` before its body is read, so a burst cannot hold more than
+/// `max_concurrent_requests` bodies in memory. OTLP clients retry 429 after the delay.
+async fn http_concurrency(
+    State(in_flight): State<std::sync::Arc<tokio::sync::Semaphore>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Ok(_permit) = in_flight.try_acquire_owned() else {
+        metrics::counter!("redline_collector_limit_exceeded_total", "limit" => "max_concurrent_requests").increment(1);
+        let json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with(JSON));
+        let encoding = if json {
+            Encoding::Json
+        } else {
+            Encoding::Protobuf
+        };
+        let mut response = http_error(
+            encoding,
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many requests in progress (limits.max_concurrent_requests); retry later".into(),
+        );
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from(THROTTLE_RETRY_AFTER.as_secs()),
+        );
+        return response;
+    };
+    next.run(request).await
+}
+
+/// `google.rpc.RetryInfo` and the pieces of `google.rpc.Status` that carry it, for throttled
+/// gRPC requests: OTLP clients retry `RESOURCE_EXHAUSTED` only when it comes with RetryInfo.
+mod rpc {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Duration {
+        #[prost(int64, tag = "1")]
+        pub seconds: i64,
+        #[prost(int32, tag = "2")]
+        pub nanos: i32,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct RetryInfo {
+        #[prost(message, optional, tag = "1")]
+        pub retry_delay: Option<Duration>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Any {
+        #[prost(string, tag = "1")]
+        pub type_url: String,
+        #[prost(bytes = "vec", tag = "2")]
+        pub value: Vec<u8>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Status {
+        #[prost(int32, tag = "1")]
+        pub code: i32,
+        #[prost(string, tag = "2")]
+        pub message: String,
+        #[prost(message, repeated, tag = "3")]
+        pub details: Vec<Any>,
+    }
+}
+
+/// `RESOURCE_EXHAUSTED` with a RetryInfo asking the client to come back after `delay`.
+pub fn throttled(message: String, delay: std::time::Duration) -> tonic::Status {
+    let retry = rpc::RetryInfo {
+        retry_delay: Some(rpc::Duration {
+            seconds: delay.as_secs() as i64,
+            nanos: delay.subsec_nanos() as i32,
+        }),
+    };
+    let details = rpc::Status {
+        code: tonic::Code::ResourceExhausted as i32,
+        message: message.clone(),
+        details: vec![rpc::Any {
+            type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
+            value: retry.encode_to_vec(),
+        }],
+    };
+    tonic::Status::with_details(
+        tonic::Code::ResourceExhausted,
+        message,
+        details.encode_to_vec().into(),
+    )
+}
+
+/// The gRPC listener's limits around tonic: the limit of requests in progress (throttled with
+/// RetryInfo), and tonic's own answer to an oversized message, `OUT_OF_RANGE`, turned into the
+/// `RESOURCE_EXHAUSTED` gRPC itself uses for it (without RetryInfo, so clients drop the
+/// request instead of sending it again).
+async fn grpc_limits(
+    State(in_flight): State<std::sync::Arc<tokio::sync::Semaphore>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Ok(_permit) = in_flight.try_acquire_owned() else {
+        metrics::counter!("redline_collector_limit_exceeded_total", "limit" => "max_concurrent_requests").increment(1);
+        return throttled(
+            "too many requests in progress (limits.max_concurrent_requests); retry later".into(),
+            THROTTLE_RETRY_AFTER,
+        )
+        .into_http::<axum::body::Body>();
+    };
+    let mut response = next.run(request).await;
+    let out_of_range = response
+        .headers()
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() == b"11");
+    if out_of_range {
+        metrics::counter!("redline_collector_limit_exceeded_total", "limit" => "max_request_bytes")
+            .increment(1);
+        metrics::counter!("redline_collector_rejected_total", "signal" => "any", "reason" => "body_too_large").increment(1);
+        response
+            .headers_mut()
+            .insert("grpc-status", header::HeaderValue::from_static("8"));
+    }
+    response
 }
 
 /// The OTLP/HTTP token check: 401 with a `google.rpc.Status` body in the request's encoding,
@@ -291,7 +463,9 @@ async fn http_auth(
 }
 
 fn grpc_status(e: IngestError) -> tonic::Status {
-    if e.retryable {
+    if e.too_large {
+        tonic::Status::resource_exhausted(e.message)
+    } else if e.retryable {
         tonic::Status::unavailable(e.message)
     } else {
         tonic::Status::invalid_argument(e.message)
@@ -493,7 +667,9 @@ fn encode<T: Message + serde::Serialize>(encoding: Encoding, message: &T) -> Res
 }
 
 fn ingest_error(encoding: Encoding, e: IngestError) -> Response {
-    let status = if e.retryable {
+    let status = if e.too_large {
+        StatusCode::PAYLOAD_TOO_LARGE
+    } else if e.retryable {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::BAD_REQUEST

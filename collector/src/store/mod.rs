@@ -118,6 +118,27 @@ pub struct StoreOptions {
     pub write_queue: usize,
     /// The durable forward queues to fill (`store::forward`); empty when nothing is forwarded.
     pub forward: Vec<ForwardQueue>,
+    /// Cardinality limits applied when a sample would create a new series.
+    pub series_limits: SeriesLimits,
+}
+
+/// Cardinality limits: beyond them, samples of new series are refused (a partial success
+/// naming the limit) while existing series keep being written.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SeriesLimits {
+    /// Series in the store.
+    pub max_series: usize,
+    /// Series with one `host_name` value (one agent).
+    pub max_series_per_host: usize,
+}
+
+impl Default for SeriesLimits {
+    fn default() -> Self {
+        SeriesLimits {
+            max_series: 2_000_000,
+            max_series_per_host: 50_000,
+        }
+    }
 }
 
 impl StoreOptions {
@@ -128,6 +149,7 @@ impl StoreOptions {
             head_flush_interval: Duration::from_secs(30 * 60),
             write_queue: 256,
             forward: Vec::new(),
+            series_limits: SeriesLimits::default(),
         }
     }
 }

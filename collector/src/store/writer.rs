@@ -47,6 +47,9 @@ struct Last {
     value_bits: Option<u64>,
 }
 
+/// The label that names the host a series comes from, for the per-host series limit.
+const HOST_LABEL: &str = "host_name";
+
 pub(super) struct Writer {
     conn: Connection,
     /// After each commit, the metric names that received samples, for rule groups that
@@ -67,6 +70,10 @@ pub(super) struct Writer {
     tap_picks: FastMap<i64, bool>,
     /// The forward queues' sizes and bounds; payloads are enqueued inside `commit`.
     forward: super::forward::ForwardState,
+    /// The cardinality limits (`limits.max_series`, `limits.max_series_per_host`).
+    series_limits: super::SeriesLimits,
+    /// Series per `host_name` label value, for the per-host limit; kept in step with `ids`.
+    per_host: FastMap<String, usize>,
 }
 
 impl Writer {
@@ -74,7 +81,7 @@ impl Writer {
     pub(super) fn load(
         conn: Connection,
         shared: Arc<RwLock<Shared>>,
-        _options: &StoreOptions,
+        options: &StoreOptions,
         written: tokio::sync::broadcast::Sender<Arc<Vec<String>>>,
         forward: super::forward::ForwardState,
     ) -> Result<Writer, StoreError> {
@@ -90,6 +97,8 @@ impl Writer {
             wal_bytes: 0,
             tap: None,
             tap_picks: FastMap::default(),
+            series_limits: options.series_limits,
+            per_host: FastMap::default(),
         };
         let started = Instant::now();
         let mut guard = writer.shared.write().map_err(|_| StoreError::Closed)?;
@@ -107,6 +116,9 @@ impl Writer {
                     continue;
                 };
                 let labels = Arc::new(labels);
+                if let Some(host) = labels.get(HOST_LABEL) {
+                    *writer.per_host.entry(host.to_owned()).or_default() += 1;
+                }
                 writer.ids.insert(labels.clone(), id);
                 guard.add_series(id, labels);
                 writer.next_id = writer.next_id.max(id + 1);
@@ -305,6 +317,8 @@ impl Writer {
         // Tentative state of this group: new series, last samples and accepted samples.
         let mut new_series: Vec<(i64, Arc<Labels>)> = Vec::new();
         let mut new_ids: FastMap<Arc<Labels>, i64> = FastMap::default();
+        // New series per host in this group, on top of `self.per_host`.
+        let mut new_per_host: FastMap<String, usize> = FastMap::default();
         let mut last: FastMap<i64, Last> = FastMap::default();
         // (series id, sample) in acceptance order; grouped by id below.
         let mut accepted: Vec<(i64, Sample)> = Vec::new();
@@ -343,6 +357,26 @@ impl Writer {
                     .get(&labels)
                     .or_else(|| new_ids.get(&labels))
                     .copied();
+                if known.is_none()
+                    && let Some(limit) =
+                        self.series_limit_hit(&labels, new_ids.len(), &new_per_host)
+                {
+                    outcome.samples_rejected += series.samples.len();
+                    outcome.rejection.get_or_insert_with(|| match limit {
+                        "max_series" => format!(
+                            "series limit reached: the store holds {} series (limits.max_series); new series such as {labels} are refused",
+                            self.series_limits.max_series
+                        ),
+                        _ => format!(
+                            "per-host series limit reached: host {:?} has {} series (limits.max_series_per_host); new series such as {labels} are refused",
+                            labels.get(HOST_LABEL).unwrap_or_default(),
+                            self.series_limits.max_series_per_host
+                        ),
+                    });
+                    metrics::counter!("redline_collector_limit_exceeded_total", "limit" => limit)
+                        .increment(series.samples.len() as u64);
+                    continue;
+                }
                 let id = known.unwrap_or(next_id);
                 let mut prev = last.get(&id).or_else(|| self.last.get(&id)).copied();
                 let mut kept = 0usize;
@@ -397,6 +431,9 @@ impl Writer {
                     accepted_labels.insert(id, labels.clone());
                 }
                 if known.is_none() && kept > 0 {
+                    if let Some(host) = labels.get(HOST_LABEL) {
+                        *new_per_host.entry(host.to_owned()).or_default() += 1;
+                    }
                     new_ids.insert(labels.clone(), id);
                     new_series.push((id, labels));
                     next_id += 1;
@@ -604,6 +641,9 @@ impl Writer {
         self.forward.apply(forward_plan);
         self.wal_bytes += wal.len();
         self.next_id = next_id;
+        for (host, n) in new_per_host {
+            *self.per_host.entry(host).or_default() += n;
+        }
         let stored = accepted.len();
         {
             let mut shared = self.shared.write().map_err(|_| StoreError::Closed)?;
@@ -756,6 +796,23 @@ impl Writer {
         Ok(())
     }
 
+    /// Which cardinality limit a new series would break, if any: `max_series` counts every
+    /// series, `max_series_per_host` those with the same `host_name` (one agent's host).
+    fn series_limit_hit(
+        &self,
+        labels: &Labels,
+        new_in_group: usize,
+        new_per_host: &FastMap<String, usize>,
+    ) -> Option<&'static str> {
+        if self.ids.len() + new_in_group >= self.series_limits.max_series {
+            return Some("max_series");
+        }
+        let host = labels.get(HOST_LABEL)?;
+        let existing = self.per_host.get(host).copied().unwrap_or(0)
+            + new_per_host.get(host).copied().unwrap_or(0);
+        (existing >= self.series_limits.max_series_per_host).then_some("max_series_per_host")
+    }
+
     /// Deletes chunks, spans and logs older than the cutoff, and series left without data.
     fn retain(&mut self, cutoff_ms: i64) -> Result<RetentionOutcome, StoreError> {
         let cutoff_ns = cutoff_ms.saturating_mul(1_000_000);
@@ -808,7 +865,20 @@ impl Writer {
                 shared.remove_series(*id);
             }
         }
-        self.ids.retain(|_, id| !dead.contains(id));
+        let per_host = &mut self.per_host;
+        self.ids.retain(|labels, id| {
+            let keep = !dead.contains(id);
+            if !keep
+                && let Some(host) = labels.get(HOST_LABEL)
+                && let Some(n) = per_host.get_mut(host)
+            {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    per_host.remove(host);
+                }
+            }
+            keep
+        });
         for id in &dead {
             self.last.remove(id);
             self.tap_picks.remove(id);

@@ -58,8 +58,10 @@ mkdir -p "$data_dir"
 collector_pid=$!
 wait_http http://127.0.0.1:9190/readyz 30
 
+# The agent's spool (what the collector has not acknowledged yet) lives beside the data.
 agent_args=(run --collector http://127.0.0.1:14317 --listen 127.0.0.1:9101
-    --otlp-grpc-listen 127.0.0.1:4317 --otlp-http-listen 127.0.0.1:4318)
+    --otlp-grpc-listen 127.0.0.1:4317 --otlp-http-listen 127.0.0.1:4318
+    --spool-dir "$data_dir/agent-spool")
 [ -n "$interval" ] && agent_args+=(--interval "$interval")
 "$bin/redline-agent" "${agent_args[@]}" &
 agent_pid=$!

@@ -21,6 +21,10 @@ pub const DEFAULT_GRPC_ENDPOINT: &str = "http://127.0.0.1:14317";
 /// Default OTLP/HTTP endpoint of `redline-collector` (the `/v1/<signal>` paths are appended).
 pub const DEFAULT_HTTP_ENDPOINT: &str = "http://127.0.0.1:14318";
 
+/// Default spool directory (`exporter.queue.directory`); systemd's `StateDirectory=` for
+/// `redline-agent`.
+pub const DEFAULT_QUEUE_DIRECTORY: &str = "/var/lib/redline-agent/queue";
+
 /// Filesystem types that describe no storage (kernel interfaces, RAM-backed or layered
 /// filesystems), as excluded by node_exporter and commonly by the OTel hostmetrics receiver.
 pub const DEFAULT_EXCLUDED_FS_TYPES: &[&str] = &[
@@ -139,28 +143,73 @@ pub struct RawConfig {
 pub struct RawExporter {
     /// OTLP endpoint of the collector. Default `http://127.0.0.1:14317` for `grpc`,
     /// `http://127.0.0.1:14318` for `http` (where `/v1/metrics`, `/v1/traces`, `/v1/logs` are
-    /// appended to the path). Only `http://` for now: TLS comes later.
+    /// appended to the path). `https://` needs `exporter.tls.ca_file`.
     pub endpoint: Option<String>,
     /// `grpc` (default) or `http` (OTLP/HTTP with protobuf bodies).
     pub protocol: Option<Protocol>,
     /// Deadline of one export request, e.g. `10s`. Default `10s`.
     pub timeout: Option<String>,
-    /// Capacity of the export queue in batches (one host-metrics cycle or one relayed request
-    /// is one batch). Default `256`.
+    /// The on-disk spool every batch waits in until the collector acknowledges it. Defaults:
+    /// see [`RawQueue`].
+    #[serde(default)]
+    pub queue: RawQueue,
+    /// Deprecated and ignored (the spool is bounded by `exporter.queue.max_bytes`); accepted
+    /// so that older files still load, with a warning.
     pub queue_capacity: Option<usize>,
-    /// Capacity of the export queue in bytes (encoded protobuf size), an integer or a string
-    /// such as `16MiB`. Default `16MiB`.
+    /// Deprecated and ignored (replaced by `exporter.queue.max_bytes`); accepted with a
+    /// warning.
     pub queue_max_bytes: Option<ByteSize>,
     /// Most data points, spans or log records merged into one export request. Default `8192`.
     pub max_batch_items: Option<usize>,
     /// First retry delay (exponential backoff with full jitter). Default `500ms`.
     pub retry_initial_backoff: Option<String>,
-    /// Longest retry delay. Default `30s`.
+    /// Longest retry delay; also the delay between attempts while the collector refuses our
+    /// credentials. Default `30s`.
     pub retry_max_backoff: Option<String>,
-    /// Give up on a batch (and count it as dropped) after retrying this long. Default `5m`.
+    /// Deprecated and ignored: a batch is never given up because retries took long; it stays
+    /// spooled until delivered, older than `exporter.queue.max_age`, or evicted by
+    /// `exporter.queue.max_bytes`. Accepted with a warning.
     pub retry_max_elapsed: Option<String>,
-    /// On shutdown, how long to keep exporting what is queued before dropping it. Default `5s`.
+    /// On shutdown, how long to keep exporting what is spooled (what is left stays on disk for
+    /// the next start). Default `5s`.
     pub drain_timeout: Option<String>,
+    /// File holding a bearer token sent as `authorization: Bearer <token>` with every export
+    /// (surrounding whitespace is trimmed). Re-read on SIGHUP. Default: none (no header).
+    pub token_file: Option<PathBuf>,
+    /// TLS to the collector (needed for `https://` endpoints). Default: none.
+    pub tls: Option<RawClientTls>,
+}
+
+/// `exporter.queue:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQueue {
+    /// Directory of the spool's segment files; created if missing, locked while the agent
+    /// runs. Default `/var/lib/redline-agent/queue`.
+    pub directory: Option<PathBuf>,
+    /// Most bytes the spool holds on disk (records with their headers), an integer or e.g.
+    /// `256MiB`; when full the oldest data is dropped. Must be at least
+    /// `relay.max_request_bytes`. Default `256MiB`.
+    pub max_bytes: Option<ByteSize>,
+    /// Data older than this is dropped instead of delivered, e.g. `24h`. Default `24h`.
+    pub max_age: Option<String>,
+}
+
+/// `exporter.tls:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClientTls {
+    /// PEM file with the CA certificate(s) the collector's certificate must chain to. Required
+    /// (the system trust store is not read; point this at
+    /// `/etc/ssl/certs/ca-certificates.crt` for a publicly signed collector).
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain) for mutual TLS; needs `key_file`. Default: none.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file` (PKCS#8, PKCS#1 or SEC1). Default: none.
+    pub key_file: Option<PathBuf>,
+    /// Name the collector's certificate must carry, when it differs from the endpoint's host
+    /// (e.g. connecting by IP address). Default: the endpoint's host.
+    pub server_name: Option<String>,
 }
 
 /// `host_metrics:` section.
@@ -201,6 +250,24 @@ pub struct RawRelay {
     /// Largest accepted request body after decompression, an integer or e.g. `4MiB`.
     /// Default `4MiB`.
     pub max_request_bytes: Option<ByteSize>,
+    /// TLS on both relay listeners. Default: none (plain text).
+    pub tls: Option<RawServerTls>,
+    /// File holding the bearer token applications must send (`authorization: Bearer
+    /// <token>`); others get 401 / UNAUTHENTICATED. Re-read on SIGHUP. Default: none.
+    pub token_file: Option<PathBuf>,
+}
+
+/// `relay.tls:` and `telemetry.tls:` sections.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServerTls {
+    /// PEM certificate (chain) of the listener. Required.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`. Required.
+    pub key_file: Option<PathBuf>,
+    /// PEM CA certificate(s) client certificates must chain to; when set, clients must
+    /// present one (mutual TLS). Default: none.
+    pub client_ca_file: Option<PathBuf>,
 }
 
 /// `telemetry:` section.
@@ -209,6 +276,11 @@ pub struct RawRelay {
 pub struct RawTelemetry {
     /// Listen address of the agent's Prometheus `/metrics` endpoint. Default `127.0.0.1:9101`.
     pub listen: Option<String>,
+    /// TLS on the `/metrics` listener. Default: none.
+    pub tls: Option<RawServerTls>,
+    /// Bearer token file scrapers must present for `/metrics` (`/healthz` stays open).
+    /// Default: none.
+    pub token_file: Option<PathBuf>,
 }
 
 /// Export protocol.
@@ -240,6 +312,9 @@ pub enum ByteSize {
 /// re-checks the invariants (and [`crate::bind`] calls it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// Deprecated keys that were given (and are ignored), as messages for the log and for
+    /// `validate`; empty for a current file.
+    pub warnings: Vec<String>,
     /// Where and how data is shipped.
     pub exporter: ExporterConfig,
     /// Host metrics collection.
@@ -260,27 +335,50 @@ pub struct ExporterConfig {
     pub protocol: Protocol,
     /// Deadline of one export request.
     pub timeout: Duration,
-    /// Queue capacity in batches.
-    pub queue_capacity: usize,
-    /// Queue capacity in encoded bytes.
-    pub queue_max_bytes: usize,
+    /// The on-disk spool.
+    pub queue: QueueConfig,
     /// Most items (points, spans, records) per export request.
     pub max_batch_items: usize,
     /// Retry policy.
     pub retry: RetryConfig,
-    /// How long shutdown keeps exporting queued data.
+    /// How long shutdown keeps exporting spooled data.
     pub drain_timeout: Duration,
+    /// Bearer token file, read at start and on every reload.
+    pub token_file: Option<PathBuf>,
+    /// TLS to the collector; `Some` exactly when the endpoint is `https://`.
+    pub tls: Option<ClientTlsConfig>,
 }
 
-/// Retry policy of the exporter (OTLP spec: exponential backoff with jitter).
+/// Validated `exporter.queue:` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// Spool directory.
+    pub directory: PathBuf,
+    /// Most bytes on disk (records and their headers).
+    pub max_bytes: u64,
+    /// Oldest data delivered; older records are dropped.
+    pub max_age: Duration,
+}
+
+/// Validated `exporter.tls:` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTlsConfig {
+    /// Trusted CA certificates (PEM).
+    pub ca_file: PathBuf,
+    /// Client certificate and key for mutual TLS (both or neither).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Expected name in the collector's certificate, overriding the endpoint's host.
+    pub server_name: Option<String>,
+}
+
+/// Retry policy of the exporter (OTLP spec: exponential backoff with jitter). There is no
+/// overall deadline: a batch is retried until it is delivered or the spool drops it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryConfig {
     /// Upper bound of the first delay.
     pub initial_backoff: Duration,
     /// Upper bound of any delay (unless the server asks for longer).
     pub max_backoff: Duration,
-    /// Total time after which a batch is given up.
-    pub max_elapsed: Duration,
 }
 
 /// Validated `host_metrics:` section.
@@ -313,6 +411,19 @@ pub struct RelayConfig {
     pub http_listen: SocketAddr,
     /// Largest accepted request body, decompressed.
     pub max_request_bytes: usize,
+    /// TLS on both relay listeners.
+    pub tls: Option<ServerTlsConfig>,
+    /// Bearer token file applications must present.
+    pub token_file: Option<PathBuf>,
+}
+
+/// Validated `relay.tls:` / `telemetry.tls:` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// When set, clients must present a certificate chaining to these CAs.
+    pub client_ca_file: Option<PathBuf>,
 }
 
 /// Validated `telemetry:` section.
@@ -320,6 +431,10 @@ pub struct RelayConfig {
 pub struct TelemetryConfig {
     /// `/metrics` listen address (port 0 picks a free port).
     pub listen: SocketAddr,
+    /// TLS on the `/metrics` listener.
+    pub tls: Option<ServerTlsConfig>,
+    /// Bearer token file scrapers must present for `/metrics`.
+    pub token_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -384,16 +499,26 @@ impl Config {
         if self.exporter.timeout.is_zero() {
             return Err(invalid("exporter.timeout", "must be more than 0".into()));
         }
-        if self.exporter.queue_capacity == 0 {
+        let relay_limit = u64::try_from(self.relay.max_request_bytes).unwrap_or(u64::MAX);
+        if self.exporter.queue.max_bytes < relay_limit {
             return Err(invalid(
-                "exporter.queue_capacity",
-                "must be at least 1".into(),
+                "exporter.queue.max_bytes",
+                format!(
+                    "{} is less than relay.max_request_bytes ({relay_limit}): a relayed request could never be spooled",
+                    self.exporter.queue.max_bytes
+                ),
             ));
         }
-        if self.exporter.queue_max_bytes == 0 {
+        if self.exporter.queue.max_age.is_zero() {
             return Err(invalid(
-                "exporter.queue_max_bytes",
-                "must be at least 1".into(),
+                "exporter.queue.max_age",
+                "must be more than 0".into(),
+            ));
+        }
+        if self.exporter.queue.directory.as_os_str().is_empty() {
+            return Err(invalid(
+                "exporter.queue.directory",
+                "must not be empty".into(),
             ));
         }
         if self.exporter.max_batch_items == 0 {
@@ -420,9 +545,39 @@ impl Config {
                 "must not be less than retry_initial_backoff".into(),
             ));
         }
-        if let Some(url) = &self.exporter.endpoint {
-            check_endpoint(url).map_err(|p| invalid("exporter.endpoint", p))?;
+        let endpoint = self.exporter.endpoint();
+        check_endpoint(&endpoint).map_err(|p| invalid("exporter.endpoint", p))?;
+        match (endpoint.scheme(), &self.exporter.tls) {
+            ("https", None) => {
+                return Err(invalid(
+                    "exporter.tls.ca_file",
+                    format!("{endpoint} is https:// but no CA file is configured"),
+                ));
+            }
+            ("http", Some(_)) => {
+                return Err(invalid(
+                    "exporter.tls",
+                    format!("{endpoint} is http://; use https:// with exporter.tls"),
+                ));
+            }
+            _ => {}
         }
+        // The files must be readable and parse now, not at the first export: `validate` and
+        // a start with a broken file fail here, naming the file and the problem.
+        crate::credentials::ExportCredentials::load(&self.exporter)
+            .map_err(|e| invalid(e.key(), e.to_string()))?;
+        crate::credentials::ListenerCredentials::load(
+            "relay",
+            self.relay.tls.as_ref(),
+            self.relay.token_file.as_deref(),
+        )
+        .map_err(|e| invalid(e.key(), e.to_string()))?;
+        crate::credentials::ListenerCredentials::load(
+            "telemetry",
+            self.telemetry.tls.as_ref(),
+            self.telemetry.token_file.as_deref(),
+        )
+        .map_err(|e| invalid(e.key(), e.to_string()))?;
         for key in self.host_metrics.resource_attributes.keys() {
             if key.is_empty() {
                 return Err(invalid(
@@ -478,6 +633,28 @@ impl RawConfig {
             usize::try_from(n).map_err(|_| invalid(key, format!("{n} is too large")))
         };
 
+        let server_tls =
+            |key: &str, t: Option<RawServerTls>| -> Result<Option<ServerTlsConfig>, ConfigError> {
+                let Some(t) = t else { return Ok(None) };
+                let cert_file = t.cert_file.ok_or_else(|| {
+                    invalid(
+                        &format!("{key}.cert_file"),
+                        format!("is required with {key}"),
+                    )
+                })?;
+                let key_file = t.key_file.ok_or_else(|| {
+                    invalid(
+                        &format!("{key}.key_file"),
+                        format!("is required with {key}"),
+                    )
+                })?;
+                Ok(Some(ServerTlsConfig {
+                    cert_file,
+                    key_file,
+                    client_ca_file: t.client_ca_file,
+                }))
+            };
+
         let e = self.exporter;
         let endpoint = match e.endpoint {
             None => None,
@@ -489,12 +666,93 @@ impl RawConfig {
                 Some(url)
             }
         };
+        let mut warnings = Vec::new();
+        let mut deprecated = |key: &str, given: bool, instead: &str| {
+            if given {
+                warnings.push(format!(
+                    "{origin}: {key} is deprecated and ignored; {instead}"
+                ));
+            }
+        };
+        deprecated(
+            "exporter.queue_capacity",
+            e.queue_capacity.is_some(),
+            "the spool is bounded by exporter.queue.max_bytes",
+        );
+        deprecated(
+            "exporter.queue_max_bytes",
+            e.queue_max_bytes.is_some(),
+            "use exporter.queue.max_bytes (bytes on disk)",
+        );
+        deprecated(
+            "exporter.retry_max_elapsed",
+            e.retry_max_elapsed.is_some(),
+            "batches are retried until delivered or dropped by exporter.queue.max_age / max_bytes",
+        );
+        if let Some(v) = e.retry_max_elapsed {
+            duration("exporter.retry_max_elapsed", Some(v), Duration::ZERO)?;
+        }
+        if let Some(v) = e.queue_max_bytes {
+            bytes("exporter.queue_max_bytes", Some(v), 0)?;
+        }
+        let q = e.queue;
+        let queue = QueueConfig {
+            directory: q
+                .directory
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_QUEUE_DIRECTORY)),
+            max_bytes: bytes("exporter.queue.max_bytes", q.max_bytes, 256 << 20)? as u64,
+            max_age: duration(
+                "exporter.queue.max_age",
+                q.max_age,
+                Duration::from_secs(24 * 3600),
+            )?,
+        };
+        let tls = match e.tls {
+            None => None,
+            Some(t) => {
+                let ca_file = t.ca_file.ok_or_else(|| {
+                    invalid(
+                        "exporter.tls.ca_file",
+                        "is required with exporter.tls".into(),
+                    )
+                })?;
+                let client_cert = match (t.cert_file, t.key_file) {
+                    (Some(c), Some(k)) => Some((c, k)),
+                    (None, None) => None,
+                    (Some(_), None) => {
+                        return Err(invalid(
+                            "exporter.tls.key_file",
+                            "is required with exporter.tls.cert_file".into(),
+                        ));
+                    }
+                    (None, Some(_)) => {
+                        return Err(invalid(
+                            "exporter.tls.cert_file",
+                            "is required with exporter.tls.key_file".into(),
+                        ));
+                    }
+                };
+                let server_name = match t.server_name {
+                    Some(n) if n.trim().is_empty() => {
+                        return Err(invalid(
+                            "exporter.tls.server_name",
+                            "must not be empty".into(),
+                        ));
+                    }
+                    other => other.map(|n| n.trim().to_string()),
+                };
+                Some(ClientTlsConfig {
+                    ca_file,
+                    client_cert,
+                    server_name,
+                })
+            }
+        };
         let exporter = ExporterConfig {
             endpoint,
             protocol: e.protocol.unwrap_or(Protocol::Grpc),
             timeout: duration("exporter.timeout", e.timeout, Duration::from_secs(10))?,
-            queue_capacity: e.queue_capacity.unwrap_or(256),
-            queue_max_bytes: bytes("exporter.queue_max_bytes", e.queue_max_bytes, 16 << 20)?,
+            queue,
             max_batch_items: e.max_batch_items.unwrap_or(8192),
             retry: RetryConfig {
                 initial_backoff: duration(
@@ -507,17 +765,14 @@ impl RawConfig {
                     e.retry_max_backoff,
                     Duration::from_secs(30),
                 )?,
-                max_elapsed: duration(
-                    "exporter.retry_max_elapsed",
-                    e.retry_max_elapsed,
-                    Duration::from_secs(300),
-                )?,
             },
             drain_timeout: duration(
                 "exporter.drain_timeout",
                 e.drain_timeout,
                 Duration::from_secs(5),
             )?,
+            token_file: e.token_file,
+            tls,
         };
 
         let h = self.host_metrics;
@@ -552,12 +807,18 @@ impl RawConfig {
             grpc_listen: addr("relay.grpc_listen", r.grpc_listen, "127.0.0.1:4317")?,
             http_listen: addr("relay.http_listen", r.http_listen, "127.0.0.1:4318")?,
             max_request_bytes: bytes("relay.max_request_bytes", r.max_request_bytes, 4 << 20)?,
+            tls: server_tls("relay.tls", r.tls)?,
+            token_file: r.token_file,
         };
+        let t = self.telemetry;
         let telemetry = TelemetryConfig {
-            listen: addr("telemetry.listen", self.telemetry.listen, "127.0.0.1:9101")?,
+            listen: addr("telemetry.listen", t.listen, "127.0.0.1:9101")?,
+            tls: server_tls("telemetry.tls", t.tls)?,
+            token_file: t.token_file,
         };
 
         let config = Config {
+            warnings,
             exporter,
             host_metrics,
             relay,
@@ -576,16 +837,15 @@ impl RawConfig {
     }
 }
 
-/// Checks that an exporter endpoint is usable: `http://host[:port][/path]`.
+/// Checks that an exporter endpoint is usable: `http[s]://host[:port][/path]`.
 pub fn check_endpoint(url: &Url) -> Result<(), String> {
     match url.scheme() {
-        "http" => {}
-        "https" => {
+        "http" | "https" => {}
+        other => {
             return Err(format!(
-                "{url}: https is not supported yet (TLS comes in a later release); use http://"
+                "{url}: unsupported scheme {other:?}, want http:// or https://"
             ));
         }
-        other => return Err(format!("{url}: unsupported scheme {other:?}, want http://")),
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(format!("{url}: missing host"));
@@ -655,7 +915,14 @@ mod tests {
         assert_eq!(c.relay.grpc_listen, "127.0.0.1:4317".parse().unwrap());
         assert_eq!(c.relay.http_listen, "127.0.0.1:4318".parse().unwrap());
         assert_eq!(c.relay.max_request_bytes, 4 << 20);
-        assert_eq!(c.exporter.retry.max_elapsed, Duration::from_secs(300));
+        assert_eq!(
+            c.exporter.queue.directory,
+            PathBuf::from("/var/lib/redline-agent/queue")
+        );
+        assert_eq!(c.exporter.queue.max_bytes, 256 << 20);
+        assert_eq!(c.exporter.queue.max_age, Duration::from_secs(24 * 3600));
+        assert!(c.exporter.tls.is_none() && c.exporter.token_file.is_none());
+        assert!(c.warnings.is_empty());
         assert!(c.host_metrics.exclude_network_devices.is_empty());
         assert!(
             c.host_metrics
@@ -686,9 +953,10 @@ mod tests {
 exporter:
   endpoint: http://collector.example:4317
   timeout: 3s
-  queue_capacity: 10
-  queue_max_bytes: 1MiB
-  retry_max_elapsed: 1m
+  queue:
+    directory: /tmp/spool
+    max_bytes: 8MiB
+    max_age: 2h
 host_metrics:
   interval: 1s
   proc_root: /host/proc
@@ -707,7 +975,9 @@ telemetry:
             c.exporter.endpoint().as_str(),
             "http://collector.example:4317/"
         );
-        assert_eq!(c.exporter.queue_max_bytes, 1 << 20);
+        assert_eq!(c.exporter.queue.max_bytes, 8 << 20);
+        assert_eq!(c.exporter.queue.max_age, Duration::from_secs(7200));
+        assert_eq!(c.exporter.queue.directory, PathBuf::from("/tmp/spool"));
         assert_eq!(c.host_metrics.interval, Duration::from_secs(1));
         assert_eq!(c.host_metrics.proc_root, PathBuf::from("/host/proc"));
         assert_eq!(c.relay.max_request_bytes, 1024);
@@ -747,13 +1017,84 @@ telemetry:
         let e = err("exporter:\n  endpoint: not a url\n");
         assert!(e.contains("exporter.endpoint"), "{e}");
         let e = err("exporter:\n  endpoint: https://x:4317\n");
-        assert!(e.contains("https"), "{e}");
+        assert!(
+            e.contains("exporter.tls.ca_file") && e.contains("https"),
+            "{e}"
+        );
+        let e = err("exporter:\n  tls: {ca_file: /nonexistent/ca.pem}\n");
+        assert!(e.contains("exporter.tls") && e.contains("http://"), "{e}");
+        let e =
+            err("exporter:\n  endpoint: https://x:4317\n  tls: {ca_file: /nonexistent/ca.pem}\n");
+        assert!(
+            e.contains("exporter.tls.ca_file") && e.contains("/nonexistent/ca.pem"),
+            "{e}"
+        );
+        let e = err("exporter:\n  endpoint: https://x:4317\n  tls: {ca_file: /a, cert_file: /b}\n");
+        assert!(e.contains("exporter.tls.key_file"), "{e}");
+        let e = err("exporter:\n  token_file: /nonexistent/token\n");
+        assert!(
+            e.contains("exporter.token_file") && e.contains("/nonexistent/token"),
+            "{e}"
+        );
+        let e = err("exporter:\n  queue: {max_bytes: 1MiB}\n");
+        assert!(
+            e.contains("exporter.queue.max_bytes") && e.contains("relay.max_request_bytes"),
+            "{e}"
+        );
+        let e = err("exporter:\n  queue: {max_age: 0s}\n");
+        assert!(e.contains("exporter.queue.max_age"), "{e}");
+        let e = err("exporter:\n  queue: {dir: /x}\n");
+        assert!(e.contains("dir"), "{e}");
+        let e = err("relay:\n  tls: {cert_file: /x}\n");
+        assert!(e.contains("relay.tls.key_file"), "{e}");
         let e = err("exporter:\n  protocol: carrier-pigeon\n");
         assert!(e.contains("protocol"), "{e}");
         let e = err("relay:\n  http_listen: localhost\n");
         assert!(e.contains("relay.http_listen"), "{e}");
         let e = err("relay:\n  max_request_bytes: 4 furlongs\n");
         assert!(e.contains("relay.max_request_bytes"), "{e}");
+    }
+
+    /// Files written for the in-memory queue still load; the old keys are named in warnings.
+    #[test]
+    fn deprecated_keys_warn() {
+        let c = Config::from_yaml_str(
+            "exporter:\n  queue_capacity: 10\n  queue_max_bytes: 1MiB\n  retry_max_elapsed: 1m\n",
+        )
+        .unwrap();
+        assert_eq!(c.warnings.len(), 3, "{:?}", c.warnings);
+        assert!(c.warnings[0].contains("exporter.queue_capacity"));
+        assert!(c.warnings[1].contains("exporter.queue.max_bytes"));
+        assert!(c.warnings[2].contains("exporter.retry_max_elapsed"));
+        let mut c = c;
+        c.warnings.clear();
+        assert_eq!(c, Config::default());
+        // Still checked for shape.
+        assert!(Config::from_yaml_str("exporter:\n  retry_max_elapsed: soon\n").is_err());
+    }
+
+    #[test]
+    fn tls_and_token_files_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "abc\n").unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let ok = Config::from_yaml_str(&format!("exporter:\n  token_file: {}\n", token.display()))
+            .unwrap();
+        assert_eq!(ok.exporter.token_file.as_deref(), Some(token.as_path()));
+        let e = err(&format!(
+            "exporter:\n  endpoint: https://c:1\n  tls:\n    ca_file: {}\n",
+            ca.display()
+        ));
+        assert!(
+            e.contains("exporter.tls.ca_file") && e.contains("ca.pem"),
+            "{e}"
+        );
     }
 
     /// The shipped example spells out every key with its default value.

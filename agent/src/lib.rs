@@ -7,41 +7,46 @@
 //! tick ─> collect::CollectTask ──(HostCollector on the blocking pool)──┐
 //!              │ latest rendering (watch)                               │ offer_host (evicts old host batches when full)
 //!              v                                                        v
-//!         telemetry::serve (/metrics)              export::Exporter: Queue ─> pop_batch (merge) ─> deliver ─> Client (gRPC | HTTP)
-//!                                                                       ^                              (retry, backoff, jitter)
-//! apps ─> relay::grpc (4317) / relay::http (4318) ─ decode ─ offer_relay┘ (answer only once queued; 503/UNAVAILABLE when full)
+//!         telemetry::serve (/metrics)              export::Exporter: Spool (disk) ─> next_batch (merge) ─> deliver ─> Client (gRPC | HTTP, TLS, token)
+//!                                                                       ^        ^ ack once delivered          (retry, backoff, jitter)
+//! apps ─> relay::grpc (4317) / relay::http (4318) ─ decode ─ offer_relay┘ (answer only once fsync'ed; 503/UNAVAILABLE if it cannot be)
 //! ```
 //!
 //! # Modules, in reading order
 //!
 //! - [`config`]: YAML → validated [`Config`]; every setting has a default.
+//! - [`credentials`]: bearer tokens and TLS material read from files (at start and reload).
 //! - [`collect`]: one file per metric family (pure parsers over procfs text) and the task that
 //!   owns the [`collect::HostCollector`].
-//! - [`export`]: the queue's owner task, the batcher, the OTLP clients and the retry policy.
+//! - [`export`]: the spool's owner task, the on-disk spool (also the batcher), the OTLP
+//!   clients and the retry policy.
+//! - [`listen`]: TLS and bearer tokens on the agent's own listeners.
 //! - [`relay`]: OTLP/gRPC and OTLP/HTTP receivers for local applications.
 //! - [`exposition`]: OTLP metrics → Prometheus text with Prometheus' OTLP naming.
 //! - [`telemetry`]: the agent's own metrics and the `/metrics` endpoint.
 //!
-//! # Tasks, channels, shutdown
+//! # Tasks, channels, shutdown, reload
 //!
 //! Each piece of mutable state has one owning task: the collect task owns the collector, the
-//! exporter task owns the queue. They talk over a bounded `mpsc` of [`export::Command`] (a closed
-//! enum); relay handlers get their answer over a `oneshot`. Self metrics are atomics behind
-//! pre-registered handles. [`Agent::run`] shuts down in one order: stop the inputs (collect
-//! task, relay servers: no new data), then send the drain deadline to the exporter, which
-//! delivers what is queued until the deadline and counts the rest as dropped, then stop
+//! exporter task owns the spool. They talk over a bounded `mpsc` of [`export::Command`] (a
+//! closed enum); relay handlers get their answer over a `oneshot`. Self metrics are atomics
+//! behind pre-registered handles. [`Agent::run`] shuts down in one order: stop the inputs
+//! (collect task, relay servers: no new data), then send the drain deadline to the exporter,
+//! which delivers what is spooled until the deadline and leaves the rest on disk, then stop
 //! `/metrics`. The whole shutdown is bounded by `exporter.drain_timeout` (plus a second).
 //!
-//! # Seams for later work
-//!
-//! An on-disk spool replaces [`export::queue::Queue`] behind the same five calls; batches whose
-//! delivery exhausts its retries go to the spool instead of being dropped (see [`export`]).
-//! TLS plugs into [`export::client::Client::new`] (and the relay listeners).
+//! [`Agent::reloader`] hands out a [`Reloader`]; `main` calls it on SIGHUP. The reload task
+//! (spawned by [`Agent::run`], ended with it) re-reads the token and certificate files and
+//! publishes a new export client and new listener credentials through `watch` channels; the
+//! spool and the connections in progress are untouched. A reload that fails to read a file
+//! keeps the previous credentials and says why.
 
 pub mod collect;
 pub mod config;
+pub mod credentials;
 pub mod export;
 pub mod exposition;
+pub mod listen;
 pub mod relay;
 pub mod telemetry;
 
@@ -52,15 +57,45 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 
 pub use config::Config;
 
-/// An agent whose listeners are bound (so port 0 resolves) but which does not run yet.
+use export::spool::{Recovery, Spool};
+
+/// Installs ring as the process's rustls provider, for the few places that use the default
+/// (reqwest, tonic). Idempotent: an error only means a provider is installed already (ring,
+/// since the workspace builds rustls with ring alone).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Asks a running agent to re-read its token and certificate files (what SIGHUP does).
+/// Cheap to clone; a request made before the agent runs is served when it starts.
+#[derive(Debug, Clone)]
+pub struct Reloader(Arc<Notify>);
+
+impl Reloader {
+    pub fn reload(&self) {
+        // One stored permit: several requests before the reload task wakes are one reload.
+        self.0.notify_one();
+    }
+}
+
+/// An agent whose listeners are bound (so port 0 resolves) and whose spool is open and locked,
+/// but which does not run yet.
 #[derive(Debug)]
 pub struct Agent {
     config: Config,
+    /// Opened and `flock`ed by [`bind`]; [`Agent::run`] moves it into the exporter task, which
+    /// holds it (and the lock) until it returns.
+    spool: Spool,
+    /// What opening the spool found (counted and logged once the exporter starts).
+    recovery: Recovery,
+    /// Notified by every [`Reloader`]; the reload task spawned by [`Agent::run`] waits on it
+    /// and ends with the run.
+    reload: Arc<Notify>,
     metrics_listener: TcpListener,
     grpc_listener: TcpListener,
     http_listener: TcpListener,
@@ -77,9 +112,21 @@ async fn listen(addr: SocketAddr, what: &str) -> anyhow::Result<(TcpListener, So
     Ok((l, local))
 }
 
-/// Validates `config` and binds the `/metrics`, OTLP/gRPC and OTLP/HTTP listeners.
+/// Validates `config`, opens the spool (`exporter.queue.directory`, locked for the agent's
+/// lifetime) and binds the `/metrics`, OTLP/gRPC and OTLP/HTTP listeners.
 pub async fn bind(config: Config) -> anyhow::Result<Agent> {
+    install_crypto_provider();
     config.validate()?;
+    let queue = config.exporter.queue.clone();
+    let (spool, recovery) = tokio::task::spawn_blocking(move || Spool::open(&queue))
+        .await
+        .context("opening the spool")?
+        .with_context(|| {
+            format!(
+                "cannot open the export spool (exporter.queue.directory {})",
+                config.exporter.queue.directory.display()
+            )
+        })?;
     let (metrics_listener, metrics_addr) = listen(config.telemetry.listen, "/metrics").await?;
     let (grpc_listener, grpc_addr) =
         listen(config.relay.grpc_listen, "the OTLP/gRPC relay").await?;
@@ -87,6 +134,9 @@ pub async fn bind(config: Config) -> anyhow::Result<Agent> {
         listen(config.relay.http_listen, "the OTLP/HTTP relay").await?;
     Ok(Agent {
         config,
+        spool,
+        recovery,
+        reload: Arc::new(Notify::new()),
         metrics_listener,
         grpc_listener,
         http_listener,
@@ -113,6 +163,11 @@ async fn wait_true(mut rx: watch::Receiver<bool>) {
 const GRACE: Duration = Duration::from_secs(1);
 
 impl Agent {
+    /// A handle that makes the running agent re-read its token and certificate files.
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.reload.clone())
+    }
+
     /// Address of the `/metrics` endpoint.
     pub fn metrics_addr(&self) -> SocketAddr {
         self.metrics_addr
@@ -136,6 +191,9 @@ impl Agent {
     ) -> anyhow::Result<()> {
         let Agent {
             config,
+            spool,
+            recovery,
+            reload,
             metrics_listener,
             grpc_listener,
             http_listener,
@@ -144,7 +202,52 @@ impl Agent {
             http_addr,
         } = self;
         let telemetry = telemetry::Telemetry::new();
-        let (queue, exporter) = export::Exporter::new(&config.exporter, telemetry.clone())?;
+        let creds = credentials::ExportCredentials::load(&config.exporter)?;
+        let client = export::client::Client::new(&config.exporter, &creds)?;
+        // The reload task holds the sender; every delivery attempt reads the newest client.
+        let (client_tx, client_rx) = watch::channel(client);
+        let (queue, exporter) = export::Exporter::new(
+            &config.exporter,
+            spool,
+            &recovery,
+            client_rx,
+            telemetry.clone(),
+        );
+        // Listener credentials: the reload task holds the senders; gates and TLS acceptors
+        // read the newest value per request / connection.
+        let (relay_tx, relay_rx) = watch::channel(credentials::ListenerCredentials::load(
+            "relay",
+            config.relay.tls.as_ref(),
+            config.relay.token_file.as_deref(),
+        )?);
+        let (metrics_tx, metrics_rx) = watch::channel(credentials::ListenerCredentials::load(
+            "telemetry",
+            config.telemetry.tls.as_ref(),
+            config.telemetry.token_file.as_deref(),
+        )?);
+        let reload_task = tokio::spawn(reload_loop(
+            reload,
+            config.clone(),
+            Reloadable {
+                client: client_tx,
+                relay: relay_tx,
+                metrics: metrics_tx,
+            },
+            telemetry.clone(),
+        ));
+        use telemetry::Listener as L;
+        let gate = |rx: &watch::Receiver<_>, which| {
+            listen::Gate::new(rx.clone(), which, telemetry.clone())
+        };
+        let metrics_gate = gate(&metrics_rx, L::Metrics);
+        let grpc_gate = gate(&relay_rx, L::RelayGrpc);
+        let http_gate = gate(&relay_rx, L::RelayHttp);
+        let metrics_in =
+            listen::Incoming::new(metrics_listener, &metrics_rx, L::Metrics, telemetry.clone());
+        let grpc_in =
+            listen::Incoming::new(grpc_listener, &relay_rx, L::RelayGrpc, telemetry.clone());
+        let http_in =
+            listen::Incoming::new(http_listener, &relay_rx, L::RelayHttp, telemetry.clone());
         let collector = collect::HostCollector::new(&config.host_metrics);
 
         // `stop` tells the inputs to stop; `close` hands the exporter its drain deadline;
@@ -156,9 +259,10 @@ impl Agent {
 
         let exporter_task = tokio::spawn(exporter.run(close_rx));
         let metrics_task = spawn_server(telemetry::serve(
-            metrics_listener,
+            metrics_in,
             telemetry.clone(),
             expo_rx,
+            metrics_gate,
             wait_true(metrics_stop_rx),
         ));
         let collect_task = tokio::spawn(
@@ -175,17 +279,15 @@ impl Agent {
             queue,
             telemetry,
             max_request_bytes: config.relay.max_request_bytes,
+            grpc_gate,
+            http_gate,
         });
         let grpc_task = spawn_server(relay::grpc::serve(
-            grpc_listener,
+            grpc_in,
             relay_state.clone(),
             wait_true(stop_rx.clone()),
         ));
-        let http_task = spawn_server(relay::http::serve(
-            http_listener,
-            relay_state,
-            wait_true(stop_rx),
-        ));
+        let http_task = spawn_server(relay::http::serve(http_in, relay_state, wait_true(stop_rx)));
         // Servers by name; `None` once one has ended.
         let mut servers: [Server; 3] = [
             ("OTLP/gRPC relay", Some(grpc_task)),
@@ -242,14 +344,18 @@ impl Agent {
             }
         }
 
-        // 2. Drain the export queue until the deadline.
+        // 2. Deliver from the spool until the deadline; the rest stays on disk.
         let _ = close_tx.send(deadline);
+        let exporter_abort = exporter_task.abort_handle();
         if tokio::time::timeout_at(deadline + GRACE, exporter_task)
             .await
             .is_err()
         {
-            tracing::warn!("exporter did not stop in time");
+            // Aborting drops the spool (and its lock); everything spooled stays on disk.
+            tracing::warn!("exporter did not stop in time; aborting it");
+            exporter_abort.abort();
         }
+        reload_task.abort();
 
         // 3. Stop /metrics.
         metrics_stop_tx.send_replace(true);
@@ -260,6 +366,71 @@ impl Agent {
         match failure {
             Some(e) => Err(e),
             None => Ok(()),
+        }
+    }
+}
+
+/// The senders a reload publishes to.
+struct Reloadable {
+    /// The export client; receivers: the exporter and its delivery in flight.
+    client: watch::Sender<export::client::Client>,
+    /// Relay listeners' token and TLS; receivers: their gates and TLS accept tasks.
+    relay: listen::CredentialsTx,
+    /// `/metrics` listener's token and TLS.
+    metrics: listen::CredentialsTx,
+}
+
+/// Serves reload requests until aborted: re-reads every token and certificate file and
+/// publishes what loaded; what fails to load keeps its previous value (and is logged).
+async fn reload_loop(
+    reload: Arc<Notify>,
+    config: Config,
+    to: Reloadable,
+    telemetry: Arc<telemetry::Telemetry>,
+) {
+    loop {
+        reload.notified().await;
+        let mut ok = true;
+        let client = credentials::ExportCredentials::load(&config.exporter)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", e.key()))
+            .and_then(|creds| export::client::Client::new(&config.exporter, &creds));
+        match client {
+            Ok(c) => {
+                to.client.send_replace(c);
+            }
+            Err(e) => {
+                ok = false;
+                tracing::error!(error = %format!("{e:#}"), "reload: keeping the previous exporter credentials");
+            }
+        }
+        let listeners = [
+            (
+                "relay",
+                config.relay.tls.as_ref(),
+                config.relay.token_file.as_deref(),
+                &to.relay,
+            ),
+            (
+                "telemetry",
+                config.telemetry.tls.as_ref(),
+                config.telemetry.token_file.as_deref(),
+                &to.metrics,
+            ),
+        ];
+        for (section, tls, token, tx) in listeners {
+            match credentials::ListenerCredentials::load(section, tls, token) {
+                Ok(c) => {
+                    tx.send_replace(c);
+                }
+                Err(e) => {
+                    ok = false;
+                    tracing::error!(key = e.key(), error = %e, "reload: keeping the previous {section} credentials");
+                }
+            }
+        }
+        telemetry.reload(ok).increment(1);
+        if ok {
+            tracing::info!("reloaded tokens and certificates");
         }
     }
 }

@@ -2,7 +2,12 @@
 //! signals, exit codes. Everything else lives in the library (`redline_agent`).
 //!
 //! Exit codes: 0 success (including a graceful shutdown on SIGTERM/SIGINT), 1 runtime failure
-//! (a port in use, a server dying), 2 unusable configuration or command line.
+//! (a port in use, an unusable spool directory, a server dying), 2 unusable configuration or
+//! command line.
+//!
+//! Signals: SIGTERM and SIGINT shut down gracefully; SIGHUP re-reads the token and
+//! certificate files (see [`redline_agent::Reloader`]); the configuration file itself is read
+//! only at start.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,7 +32,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the agent until SIGTERM or SIGINT.
+    /// Run the agent until SIGTERM or SIGINT (SIGHUP reloads tokens and certificates).
     Run(Box<RunArgs>),
     /// Check a configuration file and print "ok", or the problem (exit code 2).
     Validate {
@@ -60,6 +65,9 @@ struct RunArgs {
     /// Export protocol (overrides exporter.protocol).
     #[arg(long, value_enum)]
     protocol: Option<Protocol>,
+    /// Directory of the on-disk export spool (overrides exporter.queue.directory).
+    #[arg(long)]
+    spool_dir: Option<PathBuf>,
 }
 
 fn parse_endpoint(s: &str) -> Result<Url, String> {
@@ -113,6 +121,9 @@ fn load_config(args: RunArgs) -> Result<Config, String> {
     if let Some(a) = args.otlp_http_listen {
         config.relay.http_listen = a;
     }
+    if let Some(d) = args.spool_dir {
+        config.exporter.queue.directory = d;
+    }
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
 }
@@ -121,20 +132,36 @@ async fn run(config: Config) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    let agent = redline_agent::bind(config).await?;
+    let reloader = agent.reloader();
+    // Ends with the process: SIGHUP only ever asks for a reload.
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("received SIGHUP; reloading tokens and certificates");
+            reloader.reload();
+        }
+    });
     let shutdown = async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("received SIGTERM"),
             _ = int.recv() => tracing::info!("received SIGINT"),
         }
     };
-    redline_agent::run(config, shutdown).await
+    agent.run(shutdown).await
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { config } => match Config::load(&config) {
-            Ok(_) => {
+            Ok(c) => {
+                for w in &c.warnings {
+                    eprintln!("redline-agent: warning: {w}");
+                }
                 println!("ok");
                 ExitCode::SUCCESS
             }

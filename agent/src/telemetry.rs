@@ -15,25 +15,27 @@
 //! `/metrics` serves the self metrics followed by the latest host metrics, rendered by
 //! [`crate::exposition`] with the names Prometheus' OTLP receiver would give them. The
 //! collector task publishes that text through a `watch` channel; the handler only copies it.
-//! `/healthz` answers `ok` for liveness probes.
+//! `/healthz` answers `ok` for liveness probes. With `telemetry.token_file`, `/metrics` wants a
+//! bearer token (401 otherwise); `/healthz` stays open. With `telemetry.tls`, both are served
+//! over TLS (see [`crate::listen`]).
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics::{Counter, Gauge, Histogram, Key, Recorder, SharedString, Unit};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::collect::Family;
 use crate::export::batch::Signal;
 use crate::export::client::FailureReason;
+use crate::listen::{Gate, Incoming};
 
 /// Outcome of one export attempt (`outcome` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,33 +66,59 @@ impl Outcome {
 /// Why data was dropped (`reason` label of `redline_agent_dropped_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropReason {
-    /// Host metrics evicted (or refused) because the export queue was full.
-    QueueFull,
-    /// The collector answered with a permanent error.
+    /// The oldest spooled data, evicted to make room (`exporter.queue.max_bytes`), or a host
+    /// batch that could not be spooled at all.
+    SpoolFull,
+    /// Spooled longer than `exporter.queue.max_age`.
+    MaxAge,
+    /// The spool could not write a host batch, or could not read a record back.
+    SpoolError,
+    /// The collector answered with a permanent error (other than an authentication failure,
+    /// which keeps the data spooled).
     PermanentError,
-    /// Retried for `exporter.retry_max_elapsed` without success.
-    RetriesExhausted,
     /// The collector rejected these items in a partial success.
     RejectedByCollector,
-    /// Still queued when the shutdown drain deadline passed.
+    /// Offered but not yet spooled when the shutdown deadline passed.
     Shutdown,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 5] = [
-        DropReason::QueueFull,
+    pub const ALL: [DropReason; 6] = [
+        DropReason::SpoolFull,
+        DropReason::MaxAge,
+        DropReason::SpoolError,
         DropReason::PermanentError,
-        DropReason::RetriesExhausted,
         DropReason::RejectedByCollector,
         DropReason::Shutdown,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
-            DropReason::QueueFull => "queue_full",
+            DropReason::SpoolFull => "spool_full",
+            DropReason::MaxAge => "max_age",
+            DropReason::SpoolError => "spool_error",
             DropReason::PermanentError => "permanent_error",
-            DropReason::RetriesExhausted => "retries_exhausted",
             DropReason::RejectedByCollector => "rejected_by_collector",
             DropReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// A listener that checks bearer tokens (`listener` label of
+/// `redline_agent_unauthenticated_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    RelayGrpc,
+    RelayHttp,
+    Metrics,
+}
+
+impl Listener {
+    pub const ALL: [Listener; 3] = [Listener::RelayGrpc, Listener::RelayHttp, Listener::Metrics];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Listener::RelayGrpc => "relay_grpc",
+            Listener::RelayHttp => "relay_http",
+            Listener::Metrics => "metrics",
         }
     }
 }
@@ -121,7 +149,8 @@ impl RelayProtocol {
 /// Why the relay refused a request (`reason` label of `redline_agent_relay_rejected_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectReason {
-    /// The export queue was full (answered UNAVAILABLE / 503 + Retry-After).
+    /// The spool could not take the request (too large for `exporter.queue.max_bytes`, or a
+    /// write error); answered UNAVAILABLE / 503 + Retry-After.
     QueueFull,
     /// The body exceeded `relay.max_request_bytes` (413 / RESOURCE_EXHAUSTED by tonic).
     TooLarge,
@@ -166,12 +195,17 @@ pub struct Telemetry {
     exported_items: Vec<Counter>,
     export_failures: Vec<Counter>,
     dropped: Vec<Counter>,
-    /// Batches in the export queue.
-    pub queue_depth: Gauge,
-    /// Encoded bytes in the export queue.
-    pub queue_bytes: Gauge,
-    /// Capacity of the export queue in batches.
-    pub queue_capacity: Gauge,
+    /// Records in the spool.
+    pub spool_records: Gauge,
+    /// Bytes of the records in the spool.
+    pub spool_bytes: Gauge,
+    /// `exporter.queue.max_bytes`.
+    pub spool_max_bytes: Gauge,
+    /// Torn or corrupt spool tails truncated at start.
+    pub spool_truncated: Counter,
+    reloads: Vec<Counter>,
+    unauthenticated: Vec<Counter>,
+    tls_handshake_failures: Vec<Counter>,
     /// Wall time of the last host collection.
     pub collection_duration: Gauge,
     /// Distribution of host collection wall times.
@@ -302,21 +336,56 @@ impl Telemetry {
             "Host metric data points collected.",
             &[],
         );
-        let queue_depth = reg.gauge(
-            "redline_agent_queue_depth",
+        let spool_records = reg.gauge(
+            "redline_agent_spool_records",
             None,
-            "Batches waiting in the export queue.",
+            "Records (one host collection or one relayed request each) in the on-disk spool, not yet acknowledged by the collector.",
         );
-        let queue_bytes = reg.gauge(
-            "redline_agent_queue_bytes",
+        let spool_bytes = reg.gauge(
+            "redline_agent_spool_bytes",
             Some(Unit::Bytes),
-            "Encoded bytes waiting in the export queue.",
+            "Bytes of the records in the on-disk spool.",
         );
-        let queue_capacity = reg.gauge(
-            "redline_agent_queue_capacity",
-            None,
-            "Capacity of the export queue in batches.",
+        let spool_max_bytes = reg.gauge(
+            "redline_agent_spool_max_bytes",
+            Some(Unit::Bytes),
+            "Capacity of the on-disk spool (exporter.queue.max_bytes).",
         );
+        let spool_truncated = reg.counter(
+            "redline_agent_spool_truncated_total",
+            "Torn or corrupt spool segment tails truncated at start (a crash during a write).",
+            &[],
+        );
+        let reloads = ["success", "failure"]
+            .iter()
+            .map(|r| {
+                reg.counter(
+                    "redline_agent_reloads_total",
+                    "Reloads of tokens and certificates (SIGHUP), by result.",
+                    &[("result", r)],
+                )
+            })
+            .collect();
+        let tls_handshake_failures = Listener::ALL
+            .iter()
+            .map(|l| {
+                reg.counter(
+                    "redline_agent_tls_handshake_failures_total",
+                    "TLS handshakes on the agent's listeners that failed, timed out or were refused for load, by listener.",
+                    &[("listener", l.as_str())],
+                )
+            })
+            .collect();
+        let unauthenticated = Listener::ALL
+            .iter()
+            .map(|l| {
+                reg.counter(
+                    "redline_agent_unauthenticated_total",
+                    "Requests refused for a missing or wrong bearer token, by listener.",
+                    &[("listener", l.as_str())],
+                )
+            })
+            .collect();
         let collection_duration = reg.gauge(
             "redline_agent_collection_duration_seconds",
             Some(Unit::Seconds),
@@ -338,9 +407,13 @@ impl Telemetry {
             exported_items,
             export_failures,
             dropped,
-            queue_depth,
-            queue_bytes,
-            queue_capacity,
+            spool_records,
+            spool_bytes,
+            spool_max_bytes,
+            spool_truncated,
+            reloads,
+            unauthenticated,
+            tls_handshake_failures,
             collection_duration,
             collection_seconds,
             relay_received,
@@ -367,6 +440,16 @@ impl Telemetry {
     pub fn relay_rejected(&self, r: RejectReason) -> &Counter {
         &self.relay_rejected[r as usize]
     }
+    /// Reloads by result.
+    pub fn reload(&self, ok: bool) -> &Counter {
+        &self.reloads[usize::from(!ok)]
+    }
+    pub fn unauthenticated(&self, l: Listener) -> &Counter {
+        &self.unauthenticated[l as usize]
+    }
+    pub fn tls_handshake_failure(&self, l: Listener) -> &Counter {
+        &self.tls_handshake_failures[l as usize]
+    }
     pub fn collect_error(&self, f: Family) -> &Counter {
         &self.collect_errors[f as usize]
     }
@@ -388,9 +471,15 @@ struct MetricsState {
     telemetry: Arc<Telemetry>,
     /// Latest host metrics exposition; the sender is held by the collector task.
     host: watch::Receiver<Arc<str>>,
+    /// Bearer token check for `/metrics` (`/healthz` is open for probes).
+    gate: Gate,
 }
 
-async fn metrics_handler(State(st): State<MetricsState>) -> impl IntoResponse {
+async fn metrics_handler(State(st): State<MetricsState>, headers: HeaderMap) -> Response {
+    let auth = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+    if !st.gate.admits(auth) {
+        return unauthorized();
+    }
     let mut body = st.telemetry.render();
     body.push_str(&st.host.borrow());
     (
@@ -400,27 +489,45 @@ async fn metrics_handler(State(st): State<MetricsState>) -> impl IntoResponse {
         )],
         body,
     )
+        .into_response()
+}
+
+/// 401 with the challenge RFC 6750 asks for.
+pub fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "missing or wrong bearer token\n",
+    )
+        .into_response()
 }
 
 async fn healthz() -> impl IntoResponse {
     (StatusCode::OK, "ok\n")
 }
 
-/// Serves `/metrics` and `/healthz` on `listener` until `shutdown` resolves (the agent stops
-/// it last, after the exporter has drained, so the final counters stay scrapeable meanwhile).
+/// Serves `/metrics` and `/healthz` on `incoming` (plain or TLS) until `shutdown` resolves
+/// (the agent stops it last, after the exporter has drained, so the final counters stay
+/// scrapeable meanwhile).
 pub async fn serve(
-    listener: TcpListener,
+    incoming: Incoming,
     telemetry: Arc<Telemetry>,
     host: watch::Receiver<Arc<str>>,
+    gate: Gate,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(healthz))
-        .with_state(MetricsState { telemetry, host });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+        .with_state(MetricsState {
+            telemetry,
+            host,
+            gate,
+        });
+    match incoming {
+        Incoming::Plain(l) => axum::serve(l, app).with_graceful_shutdown(shutdown).await,
+        Incoming::Tls(l) => axum::serve(l, app).with_graceful_shutdown(shutdown).await,
+    }
 }
 
 #[cfg(test)]
@@ -438,6 +545,12 @@ mod tests {
         );
         assert!(
             DropReason::ALL
+                .iter()
+                .enumerate()
+                .all(|(i, v)| *v as usize == i)
+        );
+        assert!(
+            Listener::ALL
                 .iter()
                 .enumerate()
                 .all(|(i, v)| *v as usize == i)
@@ -474,7 +587,7 @@ mod tests {
         let t = Telemetry::new();
         t.export_request(Signal::Traces, Outcome::RetryableError)
             .increment(2);
-        t.dropped(Signal::Metrics, DropReason::QueueFull)
+        t.dropped(Signal::Metrics, DropReason::SpoolFull)
             .increment(5);
         t.collection_seconds.record(0.002);
         t.upkeep();
@@ -484,16 +597,17 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains(r#"redline_agent_dropped_total{signal="metrics",reason="queue_full"} 5"#)
+            text.contains(r#"redline_agent_dropped_total{signal="metrics",reason="spool_full"} 5"#)
         );
-        assert!(text.contains("# HELP redline_agent_queue_depth "));
+        assert!(text.contains("# HELP redline_agent_spool_bytes "));
+        assert!(text.contains(r#"redline_agent_unauthenticated_total{listener="relay_http"} 0"#));
         assert!(text.contains("redline_agent_collection_seconds_bucket"));
         // Two instances do not share counters.
         let other = Telemetry::new();
         assert!(
             other
                 .render()
-                .contains(r#"redline_agent_dropped_total{signal="metrics",reason="queue_full"} 0"#)
+                .contains(r#"redline_agent_dropped_total{signal="metrics",reason="spool_full"} 0"#)
         );
     }
 }

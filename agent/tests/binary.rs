@@ -1,5 +1,6 @@
 //! Black-box tests of `redline-agent run`: serves `/metrics` with host metrics (valid for
-//! `promtool check metrics` when promtool is installed) and exits 0 on SIGTERM.
+//! `promtool check metrics` when promtool is installed), reloads on SIGHUP and exits 0 on
+//! SIGTERM.
 #![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
@@ -45,7 +46,8 @@ fn start(metrics_port: u16, extra_config: &str) -> (Agent, tempfile::TempDir) {
     std::fs::write(
         &cfg,
         format!(
-            "exporter:\n  endpoint: http://127.0.0.1:{dead}\n  drain_timeout: 1s\n{extra_config}"
+            "exporter:\n  endpoint: http://127.0.0.1:{dead}\n  drain_timeout: 1s\n  queue:\n    directory: {}\n{extra_config}",
+            dir.path().join("spool").display()
         ),
     )
     .unwrap();
@@ -81,12 +83,40 @@ fn scrape_until(addr: SocketAddr, needle: &str, within: Duration) -> String {
     }
 }
 
-fn sigterm(child: &Child) {
+fn signal(child: &Child, sig: &str) {
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([sig, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+fn sigterm(child: &Child) {
+    signal(child, "-TERM");
+}
+
+/// Waits for the agent to exit and returns its exit code and stderr.
+fn wait_exit(agent: &mut Agent) -> (Option<i32>, String) {
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = agent.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    agent
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status.code(), stderr)
 }
 
 #[test]
@@ -110,33 +140,15 @@ fn serves_host_metrics_and_exits_0_on_sigterm() {
         "system_uptime_seconds ",
         "target_info{",
         "redline_agent_samples_collected_total ",
-        "redline_agent_queue_capacity 256",
+        "redline_agent_spool_max_bytes 268435456",
     ] {
         assert!(body.contains(needle), "missing {needle:?}");
     }
     assert_eq!(http_get(addr, "/healthz").as_deref(), Some("ok\n"));
 
     sigterm(&agent.child);
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = agent.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    agent
-        .child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+    let (code, stderr) = wait_exit(&mut agent);
+    assert_eq!(code, Some(0), "stderr: {stderr}");
     assert!(stderr.contains("SIGTERM"), "{stderr}");
 }
 
@@ -176,4 +188,30 @@ fn metrics_pass_promtool() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn sighup_rereads_the_token_and_keeps_running() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "first").unwrap();
+    let (mut agent, _dir) = start(port, &format!("  token_file: {}\n", token.display()));
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    scrape_until(
+        addr,
+        "redline_agent_samples_collected_total ",
+        Duration::from_secs(15),
+    );
+    std::fs::write(&token, "second").unwrap();
+    signal(&agent.child, "-HUP");
+    scrape_until(
+        addr,
+        r#"redline_agent_reloads_total{result="success"} 1"#,
+        Duration::from_secs(10),
+    );
+    sigterm(&agent.child);
+    let (code, stderr) = wait_exit(&mut agent);
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    assert!(stderr.contains("SIGHUP"), "{stderr}");
 }

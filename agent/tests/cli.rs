@@ -111,3 +111,48 @@ fn shipped_example_validates() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn deprecated_keys_are_warned_about_but_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        &dir,
+        "old.yaml",
+        "exporter:\n  queue_capacity: 256\n  queue_max_bytes: 16MiB\n  retry_max_elapsed: 5m\n",
+    );
+    let out = validate(&p);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for key in [
+        "exporter.queue_capacity",
+        "exporter.queue_max_bytes",
+        "exporter.retry_max_elapsed",
+    ] {
+        assert!(
+            err.contains(key) && err.contains("deprecated"),
+            "{key}: {err}"
+        );
+    }
+}
+
+#[test]
+fn credential_files_are_read_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = write(&dir, "token", "\n");
+    assert_bad(
+        &format!("exporter:\n  token_file: {}\n", empty.display()),
+        &["exporter.token_file", "empty"],
+    );
+    assert_bad(
+        "exporter:\n  endpoint: https://c:14317\n  tls:\n    ca_file: /nonexistent/ca.pem\n",
+        &["exporter.tls.ca_file", "/nonexistent/ca.pem", "cannot read"],
+    );
+    assert_bad(
+        "exporter:\n  endpoint: https://c:14317\n",
+        &["exporter.tls.ca_file", "https"],
+    );
+    assert_bad(
+        "relay:\n  tls:\n    cert_file: /nonexistent/relay.pem\n    key_file: /nonexistent/k.pem\n",
+        &["relay.tls.cert_file", "/nonexistent/relay.pem"],
+    );
+}

@@ -1,7 +1,8 @@
 //! In-process tests of the whole agent pipeline against a fake OTLP/gRPC collector (a tonic
 //! server on 127.0.0.1:0 that records what it receives): host metrics arrive gzip-compressed
 //! with the expected names, attributes and resource; spans sent to the relay arrive at the
-//! collector; UNAVAILABLE answers are retried; a full queue makes the relay answer 503.
+//! collector; UNAVAILABLE answers are retried; a request the spool cannot hold makes the relay
+//! answer 503. Each agent spools into its own temporary directory.
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
@@ -50,6 +51,10 @@ struct Record {
     fail_metrics: AtomicUsize,
     /// Never answer metrics calls (to fill the agent's queue).
     hang_metrics: bool,
+    /// Answer this many metrics calls with RESOURCE_EXHAUSTED carrying a RetryInfo delay.
+    throttle_metrics: AtomicUsize,
+    /// When each metrics call arrived.
+    metric_call_times: Mutex<Vec<tokio::time::Instant>>,
 }
 
 #[derive(Clone)]
@@ -62,6 +67,25 @@ impl MetricsService for Fake {
         req: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
         self.0.metric_calls.fetch_add(1, Ordering::SeqCst);
+        self.0
+            .metric_call_times
+            .lock()
+            .unwrap()
+            .push(tokio::time::Instant::now());
+        if self
+            .0
+            .throttle_metrics
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            let code = tonic::Code::ResourceExhausted;
+            let details = redline_agent::export::retry::rpc::status_with_retry_info(
+                code as i32,
+                "slow down",
+                Duration::from_millis(700),
+            );
+            return Err(Status::with_details(code, "slow down", details.into()));
+        }
         if self.0.hang_metrics {
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
@@ -141,6 +165,8 @@ fn config(collector: SocketAddr) -> Config {
 }
 
 struct Running {
+    /// The agent's spool directory, removed when the test ends.
+    _spool: tempfile::TempDir,
     agent_metrics: SocketAddr,
     grpc: SocketAddr,
     http: SocketAddr,
@@ -148,7 +174,9 @@ struct Running {
     done: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
-async fn start_agent(config: Config) -> Running {
+async fn start_agent(mut config: Config) -> Running {
+    let spool = tempfile::tempdir().unwrap();
+    config.exporter.queue.directory = spool.path().to_path_buf();
     let agent = redline_agent::bind(config).await.unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let agent_metrics = agent.metrics_addr();
@@ -158,6 +186,7 @@ async fn start_agent(config: Config) -> Running {
         let _ = stopped.await;
     }));
     Running {
+        _spool: spool,
         agent_metrics,
         grpc,
         http,
@@ -483,49 +512,77 @@ async fn export_retries_after_unavailable() {
         r#"redline_agent_export_failures_total{signal="metrics",reason="retryable_status"} 2"#
     ));
     assert!(
-        text.contains(
-            r#"redline_agent_dropped_total{signal="metrics",reason="retries_exhausted"} 0"#
-        )
+        text.contains(r#"redline_agent_dropped_total{signal="metrics",reason="spool_full"} 0"#)
     );
     agent.stop().await;
 }
 
+/// RESOURCE_EXHAUSTED is retryable only with RetryInfo, and its delay replaces the backoff
+/// (which is 50 ms at most here).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn full_queue_answers_503_with_retry_after() {
+async fn retry_info_delay_is_honoured() {
     let (collector, record) = start_fake(Record {
-        hang_metrics: true,
+        throttle_metrics: AtomicUsize::new(1),
         ..Default::default()
     })
     .await;
     let mut cfg = config(collector);
     cfg.host_metrics.interval = Duration::from_secs(3600);
-    cfg.exporter.queue_capacity = 1;
-    cfg.exporter.drain_timeout = Duration::from_millis(300);
     let agent = start_agent(cfg).await;
-    // The host batch is in flight (the fake never answers), so the queue itself is empty.
-    eventually("the host batch in flight", Duration::from_secs(10), || {
-        record.metric_calls.load(Ordering::SeqCst) >= 1
-    })
+    eventually(
+        "the batch delivered after the throttle",
+        Duration::from_secs(10),
+        || !record.metrics.lock().unwrap().is_empty(),
+    )
     .await;
+    let times = record.metric_call_times.lock().unwrap().clone();
+    assert_eq!(times.len(), 2);
+    assert!(
+        times[1] - times[0] >= Duration::from_millis(650),
+        "retried after {:?}",
+        times[1] - times[0]
+    );
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_the_spool_cannot_hold_answers_503_with_retry_after() {
+    let (collector, _record) = start_fake(Record::default()).await;
+    let mut cfg = config(collector);
+    cfg.host_metrics.interval = Duration::from_secs(3600);
+    // A spool as small as a relayed request may be: a request near the limit passes the relay
+    // but does not fit the spool with its record header. (The host batch, larger still, is
+    // dropped and counted.)
+    cfg.relay.max_request_bytes = 4096;
+    cfg.exporter.queue.max_bytes = 4096;
+    let agent = start_agent(cfg).await;
     let http = http_client();
     let url = format!("http://{}/v1/traces", agent.http);
-    let send = || {
+    let send = |body: Vec<u8>| {
         http.post(&url)
             .header("content-type", "application/x-protobuf")
-            .body(one_span("s").encode_to_vec())
+            .body(body)
             .send()
     };
-    assert_eq!(send().await.unwrap().status(), 200); // fills the one-batch queue
-    let full = send().await.unwrap();
+    assert_eq!(
+        send(one_span("s").encode_to_vec()).await.unwrap().status(),
+        200
+    );
+    let big = (3900..)
+        .map(|n| one_span(&"x".repeat(n)).encode_to_vec())
+        .find(|b| b.len() > 4070)
+        .unwrap();
+    assert!(big.len() <= 4096);
+    let full = send(big).await.unwrap();
     assert_eq!(full.status(), 503);
     assert_eq!(full.headers()["retry-after"], "1");
-    let text = agent.scrape().await;
+    let text = agent
+        .scrape_until(r#"redline_agent_relay_rejected_total{reason="queue_full"} 1"#)
+        .await;
     assert!(
-        text.contains(r#"redline_agent_relay_rejected_total{reason="queue_full"} 1"#),
-        "{text}"
+        !text.contains(r#"redline_agent_dropped_total{signal="metrics",reason="spool_full"} 0"#),
+        "the host batch does not fit either: {text}"
     );
-    assert!(text.contains("redline_agent_queue_depth 1"));
-    // Shutdown gives up on the hung delivery at the drain deadline and counts the loss.
     agent.stop().await;
 }
 

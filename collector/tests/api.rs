@@ -302,15 +302,15 @@ async fn otlp_http_protobuf_json_gzip_and_bad_bodies() {
         .unwrap();
     assert_eq!(r.status(), 400);
 
-    // gRPC refuses messages over the limit. tonic answers OUT_OF_RANGE, which OTLP clients
-    // treat as retryable; mapping it to RESOURCE_EXHAUSTED is tracked with the limits work.
+    // gRPC refuses messages over the limit with RESOURCE_EXHAUSTED (without RetryInfo, so OTLP
+    // clients do not send it again).
     let mut client = MetricsServiceClient::connect(format!("http://{}", c.grpc))
         .await
         .unwrap();
     let mut big = cpu_request(now_ns(), 1.0);
     big.resource_metrics[0].scope_metrics[0].metrics[0].description = "x".repeat(100 * 1024);
     let status = client.export(big).await.unwrap_err();
-    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
     assert!(status.message().contains("limit"), "{status:?}");
 
     // The collector is still healthy and still has the first sample.

@@ -10,8 +10,8 @@
 //! [`CollectTask`] is the one task that owns the collector. Each tick it moves the collector
 //! onto tokio's blocking pool (so a slow `statvfs` cannot stall the relay or `/metrics`),
 //! gets it back with the request, publishes the Prometheus rendering for `/metrics`, and
-//! offers the request to the export queue, which never waits on the network (when full, older
-//! host batches are evicted). Missed ticks are skipped, not bunched.
+//! offers the request to the exporter, which spools it on disk and never waits on the network
+//! (when the spool is full, its oldest data is dropped). Missed ticks are skipped, not bunched.
 
 pub mod cpu;
 pub mod disk;

@@ -7,6 +7,11 @@
 //! - HTTP: reqwest, `POST <endpoint>/v1/<signal>`, protobuf body gzip-compressed by us with
 //!   flate2 (`Content-Encoding: gzip`).
 //!
+//! Both send `authorization: Bearer <token>` when `exporter.token_file` is set, and speak TLS
+//! (rustls, ring) to `https://` endpoints with the CA, optional client certificate and
+//! optional server name of `exporter.tls`. A [`Client`] holds the credentials it was built
+//! with; a reload builds a new one (see [`crate::export`]).
+//!
 //! [`Client`] is an `Arc` inside, so an in-flight export owns a cheap clone.
 
 use std::io::Write;
@@ -27,6 +32,7 @@ use tonic::transport::{Channel, Endpoint};
 use super::batch::{Payload, Signal};
 use super::retry::{self, rpc};
 use crate::config::{ExporterConfig, Protocol};
+use crate::credentials::ExportCredentials;
 
 /// What the collector accepted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -50,15 +56,22 @@ pub enum FailureReason {
     PermanentStatus,
     /// The answer could not be understood, or the request could not be built.
     BadResponse,
+    /// The collector refused our credentials (401/403, UNAUTHENTICATED/PERMISSION_DENIED).
+    Unauthenticated,
+    /// The TLS handshake failed (unknown CA, expired or misnamed certificate, client
+    /// certificate refused).
+    Tls,
 }
 
 impl FailureReason {
-    pub const ALL: [FailureReason; 5] = [
+    pub const ALL: [FailureReason; 7] = [
         FailureReason::Connection,
         FailureReason::Timeout,
         FailureReason::RetryableStatus,
         FailureReason::PermanentStatus,
         FailureReason::BadResponse,
+        FailureReason::Unauthenticated,
+        FailureReason::Tls,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -68,6 +81,8 @@ impl FailureReason {
             FailureReason::RetryableStatus => "retryable_status",
             FailureReason::PermanentStatus => "permanent_status",
             FailureReason::BadResponse => "bad_response",
+            FailureReason::Unauthenticated => "unauthenticated",
+            FailureReason::Tls => "tls",
         }
     }
 }
@@ -93,16 +108,20 @@ pub enum Client {
 }
 
 impl Client {
-    /// Builds the client; connects lazily, so a collector that is down is not an error here.
-    /// Must be called inside a tokio runtime.
-    pub fn new(cfg: &ExporterConfig) -> anyhow::Result<Client> {
+    /// Builds the client with `creds` (see [`ExportCredentials::load`]); connects lazily, so
+    /// a collector that is down is not an error here. Must be called inside a tokio runtime.
+    pub fn new(cfg: &ExporterConfig, creds: &ExportCredentials) -> anyhow::Result<Client> {
         Ok(match cfg.protocol {
-            Protocol::Grpc => {
-                Client::Grpc(Arc::new(GrpcClient::new(&cfg.endpoint(), cfg.timeout)?))
-            }
-            Protocol::Http => {
-                Client::Http(Arc::new(HttpClient::new(&cfg.endpoint(), cfg.timeout)?))
-            }
+            Protocol::Grpc => Client::Grpc(Arc::new(GrpcClient::new(
+                &cfg.endpoint(),
+                cfg.timeout,
+                creds,
+            )?)),
+            Protocol::Http => Client::Http(Arc::new(HttpClient::new(
+                &cfg.endpoint(),
+                cfg.timeout,
+                creds,
+            )?)),
         })
     }
 
@@ -120,22 +139,53 @@ impl Client {
 pub struct GrpcClient {
     endpoint: String,
     timeout: Duration,
+    /// `Bearer <token>`, marked sensitive so it is never logged.
+    authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
     metrics: MetricsServiceClient<Channel>,
     traces: TraceServiceClient<Channel>,
     logs: LogsServiceClient<Channel>,
 }
 
 impl GrpcClient {
-    pub fn new(endpoint: &Url, timeout: Duration) -> anyhow::Result<GrpcClient> {
+    pub fn new(
+        endpoint: &Url,
+        timeout: Duration,
+        creds: &ExportCredentials,
+    ) -> anyhow::Result<GrpcClient> {
         let text = endpoint.as_str().trim_end_matches('/').to_string();
-        let channel = Endpoint::from_shared(text.clone())?
+        let mut ep = Endpoint::from_shared(text.clone())?
             .connect_timeout(timeout)
-            .tcp_nodelay(true)
-            .connect_lazy();
+            .tcp_nodelay(true);
+        if let Some(tls) = &creds.tls {
+            // tonic builds its rustls config with the process's default provider, which
+            // `crate::install_crypto_provider` set to ring (and tonic's own fallback is ring:
+            // the `tls-ring` feature).
+            let mut t = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(&tls.ca_pem))
+                .timeout(timeout);
+            if let Some((cert, key)) = &tls.identity {
+                t = t.identity(tonic::transport::Identity::from_pem(cert, key));
+            }
+            if let Some(name) = &tls.server_name {
+                t = t.domain_name(name.clone());
+            }
+            ep = ep.tls_config(t)?;
+        }
+        let channel = ep.connect_lazy();
+        let authorization = match &creds.token {
+            Some(token) => {
+                let mut v: tonic::metadata::MetadataValue<tonic::metadata::Ascii> =
+                    format!("Bearer {token}").parse()?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+            None => None,
+        };
         let gz = CompressionEncoding::Gzip;
         Ok(GrpcClient {
             endpoint: text,
             timeout,
+            authorization,
             metrics: MetricsServiceClient::new(channel.clone())
                 .send_compressed(gz)
                 .accept_compressed(gz),
@@ -151,6 +201,9 @@ impl GrpcClient {
     fn request<T>(&self, msg: T) -> tonic::Request<T> {
         let mut req = tonic::Request::new(msg);
         req.set_timeout(self.timeout); // tells the server our deadline (grpc-timeout)
+        if let Some(v) = &self.authorization {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
         req
     }
 
@@ -192,8 +245,15 @@ impl GrpcClient {
 
     fn classify(&self, status: &tonic::Status) -> ExportError {
         let info = rpc::retry_info(status.details());
-        let retryable = retry::grpc_retryable(status.code(), info.is_some());
-        let reason = if is_connect_error(status) {
+        let mut retryable = retry::grpc_retryable(status.code(), info.is_some());
+        let reason = if matches!(
+            status.code(),
+            tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+        ) {
+            FailureReason::Unauthenticated
+        } else if is_tls_error(status) {
+            FailureReason::Tls
+        } else if is_connect_error(status) {
             FailureReason::Connection
         } else if status.code() == tonic::Code::DeadlineExceeded {
             FailureReason::Timeout
@@ -202,6 +262,12 @@ impl GrpcClient {
         } else {
             FailureReason::PermanentStatus
         };
+        // tonic reports some transport failures (a handshake refused after the fact, a reset)
+        // as UNKNOWN: the collector never judged the data, so they are retryable whatever the
+        // code says.
+        if matches!(reason, FailureReason::Tls | FailureReason::Connection) {
+            retryable = true;
+        }
         ExportError {
             endpoint: self.endpoint.clone(),
             reason,
@@ -226,6 +292,31 @@ fn is_connect_error(status: &tonic::Status) -> bool {
         && (status.message().contains("connect") || status.message().contains("transport"))
 }
 
+/// Does `err`'s source chain hold a rustls error (a failed handshake)? tokio-rustls reports
+/// them as `io::Error`s wrapping the `rustls::Error`.
+pub fn is_tls_error(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut e: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(cur) = e {
+        if cur.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = cur.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+        {
+            return true;
+        }
+        // tonic keeps only the text of some connect errors.
+        let text = cur.to_string();
+        if text.contains("invalid peer certificate") || text.contains("received fatal alert") {
+            return true;
+        }
+        e = cur.source();
+    }
+    false
+}
+
 fn accepted(rejected: i64, message: String) -> Accepted {
     Accepted {
         rejected: u64::try_from(rejected).unwrap_or(0),
@@ -238,6 +329,8 @@ fn accepted(rejected: i64, message: String) -> Accepted {
 pub struct HttpClient {
     http: reqwest::Client,
     urls: [Url; 3],
+    /// `Bearer <token>`, marked sensitive.
+    authorization: Option<reqwest::header::HeaderValue>,
 }
 
 /// `base` + `/v1/<signal>`, keeping any path prefix of `base` (as `OTEL_EXPORTER_OTLP_ENDPOINT`
@@ -264,17 +357,35 @@ pub fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
 }
 
 impl HttpClient {
-    pub fn new(endpoint: &Url, timeout: Duration) -> anyhow::Result<HttpClient> {
-        // reqwest carries rustls without a built-in provider in this workspace; install ring as
-        // the process's provider (an error means one is installed already).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+    pub fn new(
+        endpoint: &Url,
+        timeout: Duration,
+        creds: &ExportCredentials,
+    ) -> anyhow::Result<HttpClient> {
+        crate::install_crypto_provider();
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()?;
+            .connect_timeout(timeout);
+        if let Some(tls) = &creds.tls {
+            // Our own rustls config (ring, the configured CA, client certificate and server
+            // name); reqwest only adds ALPN for HTTP/1.1.
+            let mut config = (*tls.rustls).clone();
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            builder = builder.tls_backend_preconfigured(config);
+        }
+        let http = builder.build()?;
+        let authorization = match &creds.token {
+            Some(token) => {
+                let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+            None => None,
+        };
         Ok(HttpClient {
             http,
             urls: Signal::ALL.map(|s| signal_url(endpoint, s)),
+            authorization,
         })
     }
 
@@ -301,32 +412,34 @@ impl HttpClient {
             )
         })?;
         drop(raw);
-        let resp = self
+        let mut req = self
             .http
             .post(url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/x-protobuf")
-            .header(reqwest::header::CONTENT_ENCODING, "gzip")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                let reason = if e.is_timeout() {
-                    FailureReason::Timeout
-                } else if e.is_connect() {
-                    FailureReason::Connection
-                } else if e.is_builder() {
-                    FailureReason::BadResponse
-                } else {
-                    FailureReason::Connection
-                };
-                err(reason, !e.is_builder(), None, e.to_string())
-            })?;
+            .header(reqwest::header::CONTENT_ENCODING, "gzip");
+        if let Some(v) = &self.authorization {
+            req = req.header(reqwest::header::AUTHORIZATION, v.clone());
+        }
+        let resp = req.body(body).send().await.map_err(|e| {
+            let reason = if is_tls_error(&e) {
+                FailureReason::Tls
+            } else if e.is_timeout() {
+                FailureReason::Timeout
+            } else if e.is_connect() {
+                FailureReason::Connection
+            } else if e.is_builder() {
+                FailureReason::BadResponse
+            } else {
+                FailureReason::Connection
+            };
+            err(reason, !e.is_builder(), None, e.to_string())
+        })?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(retry::parse_retry_after);
+            .and_then(|v| retry::parse_retry_after(v, std::time::SystemTime::now()));
         let bytes = resp.bytes().await.map_err(|e| {
             let reason = if e.is_timeout() {
                 FailureReason::Timeout
@@ -337,7 +450,9 @@ impl HttpClient {
         })?;
         if !(200..300).contains(&status) {
             let retryable = retry::http_retryable(status);
-            let reason = if retryable {
+            let reason = if matches!(status, 401 | 403) {
+                FailureReason::Unauthenticated
+            } else if retryable {
                 FailureReason::RetryableStatus
             } else {
                 FailureReason::PermanentStatus

@@ -1,9 +1,17 @@
 //! Retry policy of the exporter, as pure functions: which responses are retryable (OTLP
 //! specification, "Failures"), how long to wait (exponential backoff with full jitter, or the
 //! server's `RetryInfo` / `Retry-After`), and when to give up. The exporter task drives it;
-//! nothing here sleeps or reads the clock.
+//! nothing here sleeps or reads the clock (`now` is a parameter).
+//!
+//! There is no overall retry deadline any more: a retryable failure is retried until it
+//! succeeds, because the batch is safe in the spool, which bounds what waits by size and age
+//! instead. Authentication failures (401/403, UNAUTHENTICATED/PERMISSION_DENIED) are permanent
+//! by the OTLP specification, but they say nothing about the data; neither does a failed TLS
+//! handshake (unknown CA, expired or refused certificate). For both the agent keeps the data
+//! and retries every `retry_max_backoff` (and at once after a reload), since a wrong token or
+//! certificate is an operator's fix away ([`Class::Auth`]).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tonic::Code;
 
@@ -30,10 +38,16 @@ pub fn http_retryable(status: u16) -> bool {
     matches!(status, 429 | 502 | 503 | 504)
 }
 
-/// Parses a `Retry-After` header given in seconds. HTTP-dates are not supported and yield
-/// `None` (the exponential backoff applies instead).
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+/// Parses a `Retry-After` header: delay seconds, or an HTTP-date (the delay until then, zero
+/// if it has passed, measured from `now`). Anything else yields `None` (the exponential
+/// backoff applies instead).
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// The upper bound of the delay before retry number `attempt` (0-based):
@@ -52,6 +66,18 @@ pub fn jittered(cap: Duration, unit: f64) -> Duration {
     cap.mul_f64(unit.clamp(0.0, 1.0))
 }
 
+/// How a failed attempt is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Retryable per the OTLP specification.
+    Retryable,
+    /// The collector refused our credentials, or the TLS handshake failed: keep the data,
+    /// retry slowly.
+    Auth,
+    /// Permanent (bad data): drop the batch.
+    Permanent,
+}
+
 /// What to do after a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
@@ -59,29 +85,25 @@ pub enum Next {
     RetryAfter(Duration),
     /// Stop: the error is permanent.
     GiveUpPermanent,
-    /// Stop: retrying longer would exceed `max_elapsed`.
-    GiveUpExhausted,
 }
 
-/// Decides the next step after a failed attempt number `attempt` (0-based) when `elapsed` has
-/// passed since the first attempt. `server_delay` (RetryInfo / Retry-After) replaces the
-/// jittered backoff when present; `unit` is a uniform random number in `[0, 1)`.
+/// Decides the next step after a failed attempt number `attempt` (0-based). `server_delay`
+/// (RetryInfo / Retry-After) replaces the jittered backoff when present; `unit` is a uniform
+/// random number in `[0, 1)`.
 pub fn next_step(
     policy: &RetryConfig,
-    retryable: bool,
+    class: Class,
     attempt: u32,
-    elapsed: Duration,
     server_delay: Option<Duration>,
     unit: f64,
 ) -> Next {
-    if !retryable {
-        return Next::GiveUpPermanent;
+    match class {
+        Class::Permanent => Next::GiveUpPermanent,
+        Class::Auth => Next::RetryAfter(server_delay.unwrap_or_default().max(policy.max_backoff)),
+        Class::Retryable => Next::RetryAfter(
+            server_delay.unwrap_or_else(|| jittered(backoff_cap(policy, attempt), unit)),
+        ),
     }
-    let delay = server_delay.unwrap_or_else(|| jittered(backoff_cap(policy, attempt), unit));
-    if elapsed.saturating_add(delay) > policy.max_elapsed {
-        return Next::GiveUpExhausted;
-    }
-    Next::RetryAfter(delay)
 }
 
 /// Minimal `google.rpc.Status` and `google.rpc.RetryInfo`, to read the retry delay a gRPC
@@ -176,7 +198,6 @@ mod tests {
         RetryConfig {
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
-            max_elapsed: Duration::from_secs(300),
         }
     }
 
@@ -214,8 +235,17 @@ mod tests {
         for s in [400, 401, 403, 404, 413, 415, 500, 501] {
             assert!(!http_retryable(s));
         }
-        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_470); // 07:27:50
+        assert_eq!(parse_retry_after(" 7 ", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
     }
 
     #[test]
@@ -241,27 +271,30 @@ mod tests {
     fn next_steps() {
         let p = policy();
         assert_eq!(
-            next_step(&p, false, 0, Duration::ZERO, None, 0.5),
+            next_step(&p, Class::Permanent, 0, None, 0.5),
             Next::GiveUpPermanent
         );
         assert_eq!(
-            next_step(&p, true, 2, Duration::ZERO, None, 0.5),
+            next_step(&p, Class::Retryable, 2, None, 0.5),
             Next::RetryAfter(Duration::from_secs(1))
         );
         assert_eq!(
-            next_step(
-                &p,
-                true,
-                0,
-                Duration::ZERO,
-                Some(Duration::from_secs(42)),
-                0.5
-            ),
+            next_step(&p, Class::Retryable, 0, Some(Duration::from_secs(42)), 0.5),
             Next::RetryAfter(Duration::from_secs(42))
         );
+        // No deadline: the thousandth retry still waits at most max_backoff.
         assert_eq!(
-            next_step(&p, true, 9, Duration::from_secs(299), None, 0.9),
-            Next::GiveUpExhausted
+            next_step(&p, Class::Retryable, 1000, None, 0.999_999),
+            Next::RetryAfter(Duration::from_secs(30).mul_f64(0.999_999))
+        );
+        // Refused credentials: slowly, never dropped.
+        assert_eq!(
+            next_step(&p, Class::Auth, 0, None, 0.1),
+            Next::RetryAfter(Duration::from_secs(30))
+        );
+        assert_eq!(
+            next_step(&p, Class::Auth, 0, Some(Duration::from_secs(60)), 0.1),
+            Next::RetryAfter(Duration::from_secs(60))
         );
     }
 

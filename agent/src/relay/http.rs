@@ -7,7 +7,8 @@
 //! the request's encoding as the OTLP/HTTP specification asks: 200 with an empty
 //! `Export*ServiceResponse`; 400 with a `google.rpc.Status` for undecodable bodies; 413 when too
 //! large; 415 for other content types or encodings; 503 with `Retry-After` when the export
-//! queue is full or the agent is shutting down.
+//! spool cannot take the request or the agent is shutting down; 401 (with
+//! `WWW-Authenticate: Bearer`) without the configured bearer token.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -28,12 +29,12 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
-use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 
 use super::{RETRY_AFTER, Refusal, RelayState};
 use crate::export::batch::{Payload, Signal};
 use crate::export::retry::rpc;
+use crate::listen::Incoming;
 use crate::telemetry::{RejectReason, RelayProtocol};
 
 /// Body encoding of a request (and of its response).
@@ -172,6 +173,10 @@ fn success_response(signal: Signal, enc: Encoding) -> Response {
 }
 
 async fn handle(st: Arc<RelayState>, signal: Signal, headers: HeaderMap, body: Body) -> Response {
+    let auth = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+    if !st.http_gate.admits(auth) {
+        return crate::telemetry::unauthorized();
+    }
     let reject = |r: RejectReason| st.telemetry.relay_rejected(r).increment(1);
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -239,7 +244,7 @@ async fn handle(st: Arc<RelayState>, signal: Signal, headers: HeaderMap, body: B
         Ok(()) => success_response(signal, enc),
         Err(r) => {
             let msg = match r {
-                Refusal::QueueFull => "redline-agent export queue is full; retry later",
+                Refusal::QueueFull => "redline-agent cannot spool this request now; retry later",
                 Refusal::ShuttingDown => "redline-agent is shutting down",
             };
             let mut resp = error_response(
@@ -273,16 +278,25 @@ pub fn router(state: Arc<RelayState>) -> Router {
         .with_state(state)
 }
 
-/// Serves the OTLP/HTTP relay on `listener` until `shutdown` resolves, then finishes
-/// in-flight requests.
+/// Serves the OTLP/HTTP relay on `incoming` (plain or TLS) until `shutdown` resolves, then
+/// finishes in-flight requests.
 pub async fn serve(
-    listener: TcpListener,
+    incoming: Incoming,
     state: Arc<RelayState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    match incoming {
+        Incoming::Plain(l) => {
+            axum::serve(l, router(state))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Incoming::Tls(l) => {
+            axum::serve(l, router(state))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 #[cfg(test)]

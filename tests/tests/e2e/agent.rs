@@ -15,13 +15,16 @@ pub struct TestAgent {
     /// Completing this starts the agent's graceful shutdown; `run` holds the receiver.
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
+    /// The agent's spool directory; removed when the agent is dropped.
+    _spool: tempfile::TempDir,
 }
 
 impl TestAgent {
     /// Starts an agent with every listener on `127.0.0.1:0`, a 1 s interval, exporting to
     /// `collector_grpc` (`http://ADDR`).
     pub async fn start(collector_grpc: &str) -> anyhow::Result<TestAgent> {
-        let config = agent_config(collector_grpc)?;
+        let spool = tempfile::tempdir()?;
+        let config = agent_config(collector_grpc, spool.path())?;
         let agent = redline_agent::bind(config).await?;
         let (stop, stopped) = oneshot::channel::<()>();
         Ok(TestAgent {
@@ -32,6 +35,7 @@ impl TestAgent {
             task: tokio::spawn(agent.run(async {
                 let _ = stopped.await;
             })),
+            _spool: spool,
         })
     }
 
@@ -58,12 +62,16 @@ impl TestAgent {
 /// The agent's configuration for tests, written as YAML so that it goes through the same
 /// parsing and validation as a user's file: 1 s interval, every listener on `127.0.0.1:0`,
 /// short retry delays so a test never waits long for a retried export.
-fn agent_config(collector_grpc: &str) -> anyhow::Result<redline_agent::config::Config> {
+fn agent_config(
+    collector_grpc: &str,
+    spool: &std::path::Path,
+) -> anyhow::Result<redline_agent::config::Config> {
     let yaml = format!(
-        "exporter:\n  endpoint: {collector_grpc}\n  protocol: grpc\n  retry_initial_backoff: 100ms\n  retry_max_backoff: 1s\n\
+        "exporter:\n  endpoint: {collector_grpc}\n  protocol: grpc\n  retry_initial_backoff: 100ms\n  retry_max_backoff: 1s\n  queue:\n    directory: {}\n\
          host_metrics:\n  interval: 1s\n\
          relay:\n  grpc_listen: 127.0.0.1:0\n  http_listen: 127.0.0.1:0\n\
-         telemetry:\n  listen: 127.0.0.1:0\n"
+         telemetry:\n  listen: 127.0.0.1:0\n",
+        spool.display()
     );
     redline_agent::config::Config::from_yaml_str(&yaml)
         .map_err(|e| anyhow::anyhow!("test agent configuration: {e}\n{yaml}"))

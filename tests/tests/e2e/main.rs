@@ -8,6 +8,7 @@
 
 mod agent;
 mod host_metrics;
+mod outage;
 mod promtool;
 mod sdk_signals;
 mod support;

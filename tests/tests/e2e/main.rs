@@ -11,5 +11,6 @@ mod host_metrics;
 mod outage;
 mod promtool;
 mod sdk_signals;
+mod secure;
 mod support;
 mod traces;

@@ -29,7 +29,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde_json::Value;
 
 /// A binary built beside this test (`target/<profile>/<name>`).
-fn binary(name: &str) -> PathBuf {
+pub(super) fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     // target/<profile>/deps/<test> → target/<profile>/<name>
     let path = exe
@@ -45,7 +45,7 @@ fn binary(name: &str) -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -97,7 +97,7 @@ fn start_agent(config: &Path) -> Child {
         .unwrap()
 }
 
-async fn wait_ready(url: &str) {
+pub(super) async fn wait_ready(url: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(r) = reqwest::get(url).await
@@ -160,7 +160,7 @@ async fn send_probes(relay: u16, range: std::ops::Range<usize>, sent: &mut BTree
     }
 }
 
-fn signal(child: &Child, sig: &str) {
+pub(super) fn signal(child: &Child, sig: &str) {
     let status = Command::new("kill")
         .arg(format!("-{sig}"))
         .arg(child.id().to_string())

@@ -303,6 +303,19 @@ pub struct RawStore {
     pub head_flush_interval: Option<String>,
     /// How many writes may wait for the writer. Default 256.
     pub write_queue: Option<usize>,
+    /// Most bytes the database file may use, e.g. `10GiB` or a number of bytes; at least
+    /// `1MiB`. When reached, ingest is refused with UNAVAILABLE/503 (clients keep their data and
+    /// retry) until retention frees space or the bound is raised; the `-wal` file, bounded by
+    /// checkpoints, comes on top. Default: no bound but the disk.
+    pub max_size: Option<RawSize>,
+}
+
+/// A size in bytes: a plain number, or a number with a unit (`512MiB`, `10GiB`, `2GB`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawSize {
+    Bytes(u64),
+    Text(String),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -461,6 +474,8 @@ pub struct Config {
     pub query: QueryLimits,
     pub head_flush_interval: Duration,
     pub write_queue: usize,
+    /// `store.max_size` in bytes; `None` when unbounded.
+    pub store_max_size: Option<u64>,
     pub log_format: Option<LogFormat>,
     pub otlp_traces_endpoint: Option<String>,
     pub rules: RulesConfig,
@@ -639,6 +654,56 @@ fn parse_duration(path: &Path, key: &str, text: &str) -> Result<Duration, Config
         });
     }
     Ok(d)
+}
+
+/// Reads a size (`RawSize`) of at least `min` bytes. Units are binary (KiB, MiB, GiB, TiB) or
+/// decimal (KB, MB, GB, TB), case-insensitive; a bare number is bytes.
+fn parse_size(path: &Path, key: &str, size: &RawSize, min: u64) -> Result<u64, ConfigError> {
+    let invalid = |problem: String| ConfigError::Invalid {
+        path: path.to_owned(),
+        key: key.to_owned(),
+        problem,
+    };
+    let bytes = match size {
+        RawSize::Bytes(n) => *n,
+        RawSize::Text(text) => {
+            let t = text.trim();
+            let split = t
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(t.len());
+            let (number, unit) = (t[..split].trim(), t[split..].trim());
+            let factor: u64 = match unit.to_ascii_lowercase().as_str() {
+                "" | "b" => 1,
+                "kib" => 1 << 10,
+                "mib" => 1 << 20,
+                "gib" => 1 << 30,
+                "tib" => 1 << 40,
+                "kb" => 1_000,
+                "mb" => 1_000_000,
+                "gb" => 1_000_000_000,
+                "tb" => 1_000_000_000_000,
+                _ => {
+                    return Err(invalid(format!(
+                        "{text:?} has an unknown unit {unit:?}; write e.g. 512MiB, 10GiB"
+                    )));
+                }
+            };
+            let number: f64 = number.parse().map_err(|_| {
+                invalid(format!("{text:?} is not a size; write e.g. 512MiB, 10GiB"))
+            })?;
+            let bytes = number * factor as f64;
+            if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+                return Err(invalid(format!("{text:?} is too large")));
+            }
+            bytes as u64
+        }
+    };
+    if bytes < min {
+        return Err(invalid(format!(
+            "{bytes} bytes is below the minimum of {min} bytes"
+        )));
+    }
+    Ok(bytes)
 }
 
 fn parse_addr(path: &Path, key: &str, text: &str) -> Result<SocketAddr, ConfigError> {
@@ -1141,6 +1206,12 @@ impl Config {
                 "store.write_queue",
                 raw.store.write_queue.unwrap_or(256),
             )?,
+            store_max_size: raw
+                .store
+                .max_size
+                .as_ref()
+                .map(|size| parse_size(path, "store.max_size", size, 1 << 20))
+                .transpose()?,
             log_format,
             otlp_traces_endpoint: raw.telemetry.otlp_traces_endpoint,
         })
@@ -1152,6 +1223,7 @@ impl Config {
         options.retention = self.retention;
         options.head_flush_interval = self.head_flush_interval;
         options.write_queue = self.write_queue;
+        options.max_size = self.store_max_size;
         options.series_limits = self.series_limits;
         options.forward = crate::forward::queues(&self.forward, &self.rules.external_labels);
         options
@@ -1169,6 +1241,42 @@ mod tests {
         assert_eq!(c.retention, Duration::from_secs(15 * 86400));
         assert_eq!(c.http_listen.port(), 9190);
         assert_eq!(c.otlp_grpc_listen.port(), 14317);
+    }
+
+    #[test]
+    fn store_max_size_takes_units_and_refuses_nonsense() {
+        let size = |yaml: &str| Config::from_yaml(yaml, Path::new("c.yaml"));
+        assert_eq!(Config::default().store_max_size, None);
+        assert_eq!(
+            size("store: {max_size: 10GiB}").unwrap().store_max_size,
+            Some(10 << 30)
+        );
+        assert_eq!(
+            size("store: {max_size: 1.5 GB}").unwrap().store_max_size,
+            Some(1_500_000_000)
+        );
+        assert_eq!(
+            size("store: {max_size: 2097152}").unwrap().store_max_size,
+            Some(2 << 20)
+        );
+        assert_eq!(
+            size("store: {max_size: 2MiB}")
+                .unwrap()
+                .store_options()
+                .max_size,
+            Some(2 << 20)
+        );
+        for (yaml, problem) in [
+            ("store: {max_size: 10 parsecs}", "unknown unit"),
+            ("store: {max_size: GiB}", "not a size"),
+            ("store: {max_size: 4KiB}", "below the minimum"),
+        ] {
+            let e = size(yaml).unwrap_err().to_string();
+            assert!(
+                e.contains("store.max_size") && e.contains(problem),
+                "{yaml}: {e}"
+            );
+        }
     }
 
     #[test]

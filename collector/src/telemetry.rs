@@ -296,7 +296,17 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     (
         "counter",
         "redline_collector_store_errors_total",
-        "Store operations that failed, by stage.",
+        "Store operations that failed, by stage and error_type (full, io, busy, corrupt, other).",
+    ),
+    (
+        "gauge",
+        "redline_collector_store_used_bytes",
+        "Bytes of the database file in use (pages not on the free list); store.max_size bounds it.",
+    ),
+    (
+        "gauge",
+        "redline_collector_store_size_limit_bytes",
+        "The store.max_size budget in bytes (absent when unbounded).",
     ),
     (
         "counter",

@@ -422,6 +422,13 @@ async fn trace(State(api): State<Api>, Path(id): Path<String>) -> Response {
 async fn own_metrics(State(api): State<Api>) -> Response {
     metrics::gauge!("redline_collector_store_disk_bytes").set(api.store.disk_bytes() as f64);
     metrics::gauge!("redline_collector_store_series").set(api.store.series_count() as f64);
+    // What `store.max_size` bounds; a failed read leaves the last value.
+    if let Ok(used) = api.store.used_bytes().await {
+        metrics::gauge!("redline_collector_store_used_bytes").set(used as f64);
+    }
+    if let Some(max_size) = api.store.max_size() {
+        metrics::gauge!("redline_collector_store_size_limit_bytes").set(max_size as f64);
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -75,6 +75,14 @@ pub enum StoreError {
     Closed,
     #[error("commit failed: {0}")]
     Commit(String),
+    /// A group commit of writes failed (each write of the group gets a copy). `error_type` is
+    /// the original error's `error_type()`, e.g. `full` when the disk or `store.max_size` is
+    /// full.
+    #[error("commit failed: {message}")]
+    WriteFailed {
+        error_type: &'static str,
+        message: String,
+    },
     #[error("corrupt chunk of series {series_id}: {source}")]
     Corrupt {
         series_id: i64,
@@ -88,16 +96,53 @@ pub enum StoreError {
     Join(String),
     #[error("unreadable stored record: {0}")]
     CorruptRecord(String),
+    /// The database file failed SQLite's structural check at open (or SQLite refused to read it
+    /// as a database). The collector must not start on it: writing to a damaged b-tree can
+    /// spread the damage, and queries would answer from it silently.
+    #[error(
+        "database {path} is damaged; SQLite reports: {report}. Stop the collector, move the file \
+         (with its -wal and -shm files) aside or restore it from a backup, then start again"
+    )]
+    Damaged { path: PathBuf, report: String },
 }
 
 impl StoreError {
     /// Whether a client that sent the write should retry it later. Database errors (disk full,
-    /// locked, I/O) are transient from the client's point of view: its data must not be lost.
+    /// the `store.max_size` budget reached, locked, I/O) are transient from the client's point
+    /// of view: its data must not be lost, so it keeps it and retries.
     pub fn is_retryable(&self) -> bool {
         !matches!(
             self,
-            StoreError::TooManySeries { .. } | StoreError::TooManySamples { .. }
+            StoreError::TooManySeries { .. }
+                | StoreError::TooManySamples { .. }
+                | StoreError::Damaged { .. }
         )
+    }
+
+    /// A short, closed name of the failure for the `error_type` label of
+    /// `redline_collector_store_errors_total`: `full` (disk full or `store.max_size` reached),
+    /// `io`, `busy`, `corrupt` or `other`.
+    pub fn error_type(&self) -> &'static str {
+        let code = match self {
+            StoreError::Open { source, .. } | StoreError::Sqlite { source, .. } => {
+                source.sqlite_error_code()
+            }
+            StoreError::Corrupt { .. } | StoreError::CorruptRecord(_) => {
+                return "corrupt";
+            }
+            StoreError::Damaged { .. } => return "corrupt",
+            StoreError::WriteFailed { error_type, .. } => return error_type,
+            _ => None,
+        };
+        match code {
+            Some(rusqlite::ErrorCode::DiskFull) => "full",
+            Some(rusqlite::ErrorCode::SystemIoFailure) => "io",
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => "busy",
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+                "corrupt"
+            }
+            _ => "other",
+        }
     }
 }
 
@@ -118,6 +163,10 @@ pub struct StoreOptions {
     pub write_queue: usize,
     /// The durable forward queues to fill (`store::forward`); empty when nothing is forwarded.
     pub forward: Vec<ForwardQueue>,
+    /// Most bytes the database file may hold (`store.max_size`); `None` for no bound. Enforced
+    /// by SQLite's `max_page_count` on the write connection, so reaching it fails a commit with
+    /// SQLITE_FULL exactly as a full disk does, and ingest is answered as retryable.
+    pub max_size: Option<u64>,
     /// Cardinality limits applied when a sample would create a new series.
     pub series_limits: SeriesLimits,
 }
@@ -149,6 +198,7 @@ impl StoreOptions {
             head_flush_interval: Duration::from_secs(30 * 60),
             write_queue: 256,
             forward: Vec::new(),
+            max_size: None,
             series_limits: SeriesLimits::default(),
         }
     }
@@ -352,6 +402,91 @@ impl Shared {
     }
 }
 
+/// Runs `PRAGMA quick_check` and refuses a damaged database.
+///
+/// `quick_check` rather than `integrity_check`: it reads every page and verifies the b-tree
+/// structure, cell bounds, record formats and the free list, which is what a torn write or a
+/// bad sector damages; `integrity_check` also cross-checks every index against its table,
+/// which costs three to four times as long (on a 125 MB store, warm cache: 0.3-0.4 s against
+/// 1.2-1.4 s; about 30 s against 2 min at 10 GB) for damage our writes cannot cause short of
+/// an SQLite bug.
+fn check_integrity(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
+    // quick_check answers one row "ok", or up to 100 rows describing problems.
+    let report: Vec<String> = conn
+        .prepare("PRAGMA quick_check")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(|e| damaged_or(path, "integrity check", e))?;
+    if report.len() != 1 || report[0] != "ok" {
+        // Rows may hold several lines, the first naming the schema ("*** in database main
+        // ***"); one line per problem reads better in a log.
+        let problems: Vec<&str> = report
+            .iter()
+            .flat_map(|row| row.lines())
+            .filter(|line| !line.starts_with("***") && !line.trim().is_empty())
+            .collect();
+        let mut text = problems
+            .iter()
+            .take(5)
+            .copied()
+            .collect::<Vec<_>>()
+            .join("; ");
+        if problems.len() > 5 {
+            text.push_str(&format!("; … ({} problems in all)", problems.len()));
+        }
+        return Err(StoreError::Damaged {
+            path: path.to_owned(),
+            report: text,
+        });
+    }
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "database passed its integrity check (quick_check)"
+    );
+    Ok(())
+}
+
+/// Maps SQLite's "this is not a database" and "malformed" errors at open to `Damaged`, which
+/// tells the operator what to do; any other error keeps its stage.
+fn damaged_or(path: &Path, stage: &'static str, source: rusqlite::Error) -> StoreError {
+    match source.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+            StoreError::Damaged {
+                path: path.to_owned(),
+                report: source.to_string(),
+            }
+        }
+        _ => StoreError::Sqlite { stage, source },
+    }
+}
+
+/// Bounds the database file to `max_size` bytes through `max_page_count`, a setting of the
+/// write connection (readers never add pages). SQLite never lowers the bound below the pages
+/// the file already has: a store above its budget keeps serving reads and takes writes only
+/// into free pages (those retention frees) until it is back under.
+fn set_max_size(conn: &Connection, max_size: u64) -> Result<(), StoreError> {
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .map_err(sql("max size"))?;
+    let pages = (max_size / page_size.max(1) as u64).max(1) as i64;
+    let effective: i64 = conn
+        .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
+            r.get(0)
+        })
+        .map_err(sql("max size"))?;
+    if effective > pages {
+        tracing::warn!(
+            max_size,
+            size = effective.saturating_mul(page_size),
+            "the database is already larger than store.max_size: writes fail until retention frees pages"
+        );
+    }
+    Ok(())
+}
+
 /// A pool of read-only connections; readers take one, use it in a blocking task, return it.
 struct ReadPool {
     path: PathBuf,
@@ -400,6 +535,8 @@ pub struct Store {
     path: PathBuf,
     /// Forwarders subscribe to it; the writer sends the newest enqueued forward row id.
     forward_enqueued: tokio::sync::watch::Sender<i64>,
+    /// `StoreOptions::max_size`, for `/metrics`.
+    max_size: Option<u64>,
 }
 
 /// One series and its samples in a time range.
@@ -444,20 +581,14 @@ impl Store {
             path: path.clone(),
             source,
         })?;
-        schema::configure(&conn).map_err(sql("configure"))?;
-        let ok: String = conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(sql("integrity check"))?;
-        if ok != "ok" {
-            return Err(StoreError::Sqlite {
-                stage: "integrity check",
-                source: rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
-                    Some(ok),
-                ),
-            });
+        // A damaged file can already fail here (SQLITE_NOTADB when the header is overwritten):
+        // it gets the same refusal as a failed check.
+        schema::configure(&conn).map_err(|e| damaged_or(&path, "configure", e))?;
+        check_integrity(&conn, &path)?;
+        schema::migrate(&mut conn).map_err(|e| damaged_or(&path, "migrate", e))?;
+        if let Some(max_size) = options.max_size {
+            set_max_size(&conn, max_size)?;
         }
-        schema::migrate(&mut conn).map_err(sql("migrate"))?;
         let shared = Arc::new(RwLock::new(Shared::default()));
         let (written, _) = tokio::sync::broadcast::channel(64);
         let (forward_enqueued, _) = tokio::sync::watch::channel(0);
@@ -479,6 +610,7 @@ impl Store {
             }),
             path,
             forward_enqueued,
+            max_size: options.max_size,
         })
     }
 
@@ -952,6 +1084,28 @@ impl Store {
             })
         })
         .await
+    }
+
+    /// Bytes of the database file in use: its pages minus those on the free list. This is
+    /// what `store.max_size` bounds (free pages are reused before the file grows).
+    pub async fn used_bytes(&self) -> Result<u64, StoreError> {
+        self.blocking(|store| {
+            store.readers.with(|conn| {
+                conn.query_row(
+                    "SELECT page_count - freelist_count, page_size
+                     FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()",
+                    [],
+                    |r| Ok(r.get::<_, i64>(0)?.max(0) as u64 * r.get::<_, i64>(1)?.max(0) as u64),
+                )
+                .map_err(sql("used bytes"))
+            })
+        })
+        .await
+    }
+
+    /// The bound on the database file's size in bytes (`store.max_size`), if any.
+    pub fn max_size(&self) -> Option<u64> {
+        self.max_size
     }
 
     /// Pages on the database's free list (space the file holds but does not use).

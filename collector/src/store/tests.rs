@@ -91,8 +91,16 @@ async fn duplicates_are_dropped_and_out_of_order_rejected() {
         .await
         .unwrap();
     assert_eq!(out.samples_accepted, 0);
-    assert_eq!(out.samples_rejected, 1, "{out:?}"); // 1000 is older than the newest (2000)
-    assert_eq!(out.samples_duplicate, 1);
+    // 1000 is older than the newest (2000), but the head holds it: a duplicate too.
+    assert_eq!(out.samples_rejected, 0, "{out:?}");
+    assert_eq!(out.samples_duplicate, 2);
+    // An older sample the head does not hold is out of order.
+    let out = store.write(batch("m", "a", &[(1500, 1.5)])).await.unwrap();
+    assert_eq!(out.samples_rejected, 1, "{out:?}");
+    assert!(out.rejection.unwrap().contains("out-of-order"));
+    // So is one at a held timestamp with another value.
+    let out = store.write(batch("m", "a", &[(1000, 7.0)])).await.unwrap();
+    assert_eq!(out.samples_rejected, 1, "{out:?}");
     let out = store.write(batch("m", "a", &[(2000, 9.0)])).await.unwrap();
     assert_eq!(out.samples_rejected, 1);
     assert!(out.rejection.unwrap().contains("different value"));
@@ -475,5 +483,160 @@ async fn forward_queue_drops_its_oldest_rows_when_full() {
         queued_text(&rows),
         ["m@3000=2;", "m@4000=3;", "m@5000=4;"],
         "the two oldest rows were dropped"
+    );
+}
+
+/// A retried delivery after a crash: the head is rebuilt from `wal` at start, and the retry
+/// (older samples included) stores nothing; after a flush the newest sample still dedups.
+#[tokio::test]
+async fn a_retried_delivery_after_a_crash_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions::new(dir.path());
+    let store = Store::open(&options).unwrap();
+    let points = [(1000, 1.0), (2000, 2.0), (3000, 3.0)];
+    store.write(batch("m", "a", &points)).await.unwrap();
+    // Dropped without close, as a crash leaves it: no flush, the `wal` row holds the data.
+    drop(store);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let store = Store::open(&options).unwrap();
+    let out = store.write(batch("m", "a", &points)).await.unwrap();
+    assert_eq!(
+        (
+            out.samples_accepted,
+            out.samples_duplicate,
+            out.samples_rejected
+        ),
+        (0, 3, 0),
+        "{out:?}"
+    );
+    assert_eq!(all(&store, "m").await[0].samples.len(), 3);
+    // Flushed into chunks and reopened: only the newest timestamp is known, and it still
+    // dedups; older ones are refused, never stored twice.
+    store.close().await.unwrap();
+    let store = Store::open(&options).unwrap();
+    let out = store.write(batch("m", "a", &points)).await.unwrap();
+    assert_eq!(
+        (
+            out.samples_accepted,
+            out.samples_duplicate,
+            out.samples_rejected
+        ),
+        (0, 1, 2),
+        "{out:?}"
+    );
+    assert_eq!(all(&store, "m").await[0].samples.len(), 3);
+}
+
+/// A store at `max_size` fails commits with SQLITE_FULL: retryable, typed `full`, and nothing
+/// of the failed write is visible (series index, head, reads); once retention frees pages the
+/// same write succeeds, without a restart.
+#[tokio::test]
+async fn a_full_store_fails_writes_retryably_without_a_trace_and_recovers_when_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        max_size: Some(1 << 20),
+        ..StoreOptions::new(dir.path())
+    };
+    let store = Store::open(&options).unwrap();
+    // Old data in chunks, which retention will delete.
+    let wide = |name: &str, t: i64, n: usize| WriteBatch {
+        series: (0..n)
+            .map(|i| SeriesSamples {
+                labels: labels(&[("__name__", name), ("host", &format!("host-{i:05}"))]),
+                samples: vec![Sample {
+                    timestamp_ms: t,
+                    value: i as f64,
+                }],
+            })
+            .collect(),
+        ..WriteBatch::default()
+    };
+    let mut old = 0;
+    let error = loop {
+        assert!(old < 1000, "never full");
+        match store.write(wide(&format!("old_{old}"), 1000, 100)).await {
+            Ok(out) => assert_eq!(out.samples_accepted, 100),
+            Err(e) => break e,
+        }
+        old += 1;
+        if old % 5 == 0 {
+            // Folded into chunks now and then, so retention has whole chunks to delete. A
+            // flush that no longer fits fails the same way and changes nothing.
+            if let Err(e) = store.flush().await {
+                break e;
+            }
+        }
+    };
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!(error.error_type(), "full", "{error}");
+    assert!(error.to_string().contains("full"), "{error}");
+    let series = store.series_count();
+    assert!(
+        series == old * 100 || series == (old + 1) * 100,
+        "{series} after {old}"
+    );
+    // The refused write again: same error, and still no trace of it.
+    let refused = format!("old_{old}");
+    assert!(store.write(wide(&refused, 1000, 100)).await.is_err());
+    assert_eq!(store.series_count(), series);
+    assert!(all(&store, &refused).await.is_empty());
+    assert_eq!(store.label_values("__name__", &[]).len(), series / 100);
+    // Everything committed before is readable.
+    assert_eq!(all(&store, "old_0").await.len(), 100);
+    assert!(store.used_bytes().await.unwrap() <= 1 << 20);
+
+    // Retention frees pages (deleting only frees): the same write now fits, and so does the
+    // flush of what the head still holds.
+    let removed = store.retain(2000).await.unwrap();
+    assert!(removed.chunks > 0, "{removed:?}");
+    store.flush().await.unwrap();
+    let out = store.write(wide(&refused, 5000, 100)).await.unwrap();
+    assert_eq!(out.samples_accepted, 100);
+    assert_eq!(all(&store, &refused).await.len(), 100);
+    store.close().await.unwrap();
+}
+
+/// Bytes overwritten in the middle of a closed database: `open` refuses it with `Damaged`,
+/// naming the file and SQLite's report.
+#[tokio::test]
+async fn a_damaged_database_is_refused_at_open() {
+    use std::io::{Seek, SeekFrom, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions::new(dir.path());
+    let store = Store::open(&options).unwrap();
+    for i in 0..30 {
+        let b = WriteBatch {
+            series: (0..100)
+                .map(|j| SeriesSamples {
+                    labels: labels(&[("__name__", "m"), ("i", &format!("{i}-{j}"))]),
+                    samples: vec![Sample {
+                        timestamp_ms: 1000,
+                        value: 1.0,
+                    }],
+                })
+                .collect(),
+            ..WriteBatch::default()
+        };
+        store.write(b).await.unwrap();
+    }
+    store.close().await.unwrap();
+    let path = dir.path().join("redline.db");
+    let len = std::fs::metadata(&path).unwrap().len();
+    let pages = len / 4096;
+    assert!(pages > 10, "{pages}");
+    let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.seek(SeekFrom::Start((pages / 2) * 4096 + 2048 - 128))
+        .unwrap();
+    f.write_all(&[0xA5; 256]).unwrap();
+    drop(f);
+    let Err(e) = Store::open(&options) else {
+        panic!("a damaged database opened");
+    };
+    assert!(matches!(e, StoreError::Damaged { .. }), "{e:?}");
+    assert!(!e.is_retryable());
+    let text = e.to_string();
+    assert!(
+        text.contains(path.to_str().unwrap()) && text.contains("backup"),
+        "{text}"
     );
 }

@@ -39,6 +39,14 @@ pub struct WriteOutcome {
     pub logs: usize,
 }
 
+/// Samples of one group commit that were not stored, by why; counted after the commit.
+#[derive(Default)]
+struct SampleCounts {
+    duplicate: usize,
+    out_of_order: usize,
+    duplicate_timestamp: usize,
+}
+
 /// The last accepted sample of a series: its timestamp, and its value bits when known (after a
 /// restart only the timestamp of the last chunk is known).
 #[derive(Clone, Copy)]
@@ -259,7 +267,14 @@ impl Writer {
                 false
             }
             Command::Close(reply) => {
-                let _ = reply.send(self.flush());
+                // A flush that fails (a full disk or `store.max_size`: chunks of single-sample
+                // series take more room than their `wal` rows) loses nothing: the `wal` rows
+                // stay committed and the next start replays them. So closing still succeeds;
+                // the failure is logged and counted (`flush`).
+                if let Err(e) = self.flush() {
+                    tracing::warn!(error = %e, "head not flushed at close; the next start replays it from the wal table");
+                }
+                let _ = reply.send(Ok(()));
                 true
             }
             Command::Exec(f) => {
@@ -299,12 +314,19 @@ impl Writer {
                 }
             }
             Err(e) => {
-                metrics::counter!("redline_collector_store_errors_total", "stage" => "commit")
+                // Nothing of the group is acknowledged and nothing in memory changed (see
+                // `commit`), so every client keeps its data and retries; once space returns
+                // (retention, a larger `store.max_size`, a freed disk) the same writes succeed.
+                let error_type = e.error_type();
+                metrics::counter!("redline_collector_store_errors_total", "stage" => "commit", "error_type" => error_type)
                     .increment(1);
-                tracing::error!(error = %e, "store commit failed; writes answered as retryable");
+                tracing::error!(error = %e, error_type, "store commit failed; writes answered as retryable");
                 let message = e.to_string();
                 for reply in replies {
-                    let _ = reply.send(Err(StoreError::Commit(message.clone())));
+                    let _ = reply.send(Err(StoreError::WriteFailed {
+                        error_type,
+                        message: message.clone(),
+                    }));
                 }
             }
         }
@@ -314,6 +336,9 @@ impl Writer {
     /// the transaction committed.
     fn commit(&mut self, batches: Vec<WriteBatch>) -> Result<Vec<WriteOutcome>, StoreError> {
         let mut outcomes = Vec::with_capacity(batches.len());
+        // Counted only once the transaction committed: a failed commit is answered as
+        // retryable and the same samples come again, so counting now would count them twice.
+        let mut counts = SampleCounts::default();
         // Tentative state of this group: new series, last samples and accepted samples.
         let mut new_series: Vec<(i64, Arc<Labels>)> = Vec::new();
         let mut new_ids: FastMap<Arc<Labels>, i64> = FastMap::default();
@@ -382,6 +407,15 @@ impl Writer {
                 let mut kept = 0usize;
                 for s in series.samples {
                     match prev {
+                        // A sample the head already holds (same timestamp and value) is a
+                        // retried delivery, not an out-of-order one: a client whose
+                        // acknowledgement was lost sends the whole export again, older
+                        // samples included. The head covers everything since the last flush,
+                        // also after a restart (it is rebuilt from `wal`).
+                        Some(p) if s.timestamp_ms < p.timestamp_ms && self.head_holds(id, &s) => {
+                            outcome.samples_duplicate += 1;
+                            counts.duplicate += 1;
+                        }
                         Some(p) if s.timestamp_ms < p.timestamp_ms => {
                             outcome.samples_rejected += 1;
                             outcome.rejection.get_or_insert_with(|| {
@@ -390,13 +424,12 @@ impl Writer {
                                     s.timestamp_ms, p.timestamp_ms
                                 )
                             });
-                            metrics::counter!("redline_collector_samples_rejected_total", "reason" => "out_of_order").increment(1);
+                            counts.out_of_order += 1;
                         }
                         Some(p) if s.timestamp_ms == p.timestamp_ms => {
                             if p.value_bits.is_none_or(|b| b == s.value.to_bits()) {
                                 outcome.samples_duplicate += 1;
-                                metrics::counter!("redline_collector_samples_duplicate_total")
-                                    .increment(1);
+                                counts.duplicate += 1;
                             } else {
                                 outcome.samples_rejected += 1;
                                 outcome.rejection.get_or_insert_with(|| {
@@ -405,7 +438,7 @@ impl Writer {
                                         s.timestamp_ms
                                     )
                                 });
-                                metrics::counter!("redline_collector_samples_rejected_total", "reason" => "duplicate_timestamp").increment(1);
+                                counts.duplicate_timestamp += 1;
                             }
                         }
                         _ => {
@@ -683,10 +716,30 @@ impl Writer {
                 .send(Arc::new(written_names.into_iter().collect()));
         }
         metrics::counter!("redline_collector_samples_stored_total").increment(stored as u64);
+        metrics::counter!("redline_collector_samples_duplicate_total")
+            .increment(counts.duplicate as u64);
+        metrics::counter!("redline_collector_samples_rejected_total", "reason" => "out_of_order")
+            .increment(counts.out_of_order as u64);
+        metrics::counter!("redline_collector_samples_rejected_total", "reason" => "duplicate_timestamp")
+            .increment(counts.duplicate_timestamp as u64);
         metrics::counter!("redline_collector_spans_stored_total").increment(spans.len() as u64);
         metrics::counter!("redline_collector_logs_stored_total").increment(logs.len() as u64);
         metrics::gauge!("redline_collector_store_series").set(self.ids.len() as f64);
         Ok(outcomes)
+    }
+
+    /// Whether the head holds exactly this sample of series `id` (same timestamp, same value
+    /// bits). Only asked for samples older than the series' newest, which are rare.
+    fn head_holds(&self, id: i64, sample: &Sample) -> bool {
+        let Ok(shared) = self.shared.read() else {
+            return false;
+        };
+        let Some(samples) = shared.head.get(&id) else {
+            return false;
+        };
+        samples
+            .binary_search_by_key(&sample.timestamp_ms, |s| s.timestamp_ms)
+            .is_ok_and(|i| samples[i].value.to_bits() == sample.value.to_bits())
     }
 
     /// Hands the tap its copy of a commit: samples of the series its filter picks, and span
@@ -736,8 +789,19 @@ impl Writer {
         }
     }
 
-    /// Folds every head series into one chunk row and empties the `wal` table, atomically.
+    /// Folds every head series into one chunk row and empties the `wal` table, atomically. A
+    /// failed flush changes nothing (the head and the `wal` rows stay) and is counted; the next
+    /// one retries.
     fn flush(&mut self) -> Result<(), StoreError> {
+        let result = self.flush_head();
+        if let Err(e) = &result {
+            metrics::counter!("redline_collector_store_errors_total", "stage" => "flush", "error_type" => e.error_type())
+                .increment(1);
+        }
+        result
+    }
+
+    fn flush_head(&mut self) -> Result<(), StoreError> {
         let started = Instant::now();
         let snapshot: Vec<(i64, Vec<Sample>)> = {
             let shared = self.shared.read().map_err(|_| StoreError::Closed)?;
@@ -750,6 +814,10 @@ impl Writer {
         };
         let tx = self.conn.transaction().map_err(sql("flush"))?;
         {
+            // Delete first: the pages of the `wal` rows are then free for the chunks within
+            // this transaction, so a flush fits even when the store is at `store.max_size` or
+            // the disk is full (chunks take less room than the `wal` rows they replace).
+            tx.execute("DELETE FROM wal", []).map_err(sql("flush"))?;
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO chunks (series_id, max_t, min_t, count, data) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -769,7 +837,6 @@ impl Writer {
                     ])
                     .map_err(sql("flush"))?;
             }
-            tx.execute("DELETE FROM wal", []).map_err(sql("flush"))?;
         }
         tx.commit().map_err(sql("flush"))?;
         {

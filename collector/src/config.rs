@@ -280,6 +280,9 @@ pub struct RawLimits {
     /// OTLP requests being read or committed at once (both OTLP listeners together); more are
     /// answered 429 / `RESOURCE_EXHAUSTED` with a retry delay. Default 64.
     pub max_concurrent_requests: Option<usize>,
+    /// HTTP API requests in progress at once (queries, writes; not the health probes); more are
+    /// answered 429 with `Retry-After`. Default 64.
+    pub api_max_concurrent_requests: Option<usize>,
     /// Series in one OTLP request; a larger request is refused whole. Default 100000.
     pub max_series_per_request: Option<usize>,
     /// Labels of one series (the metric name included); such series are refused. Default 64.
@@ -469,6 +472,7 @@ pub struct Config {
     pub http_listen: SocketAddr,
     pub max_request_bytes: usize,
     pub max_concurrent_requests: usize,
+    pub api_max_concurrent_requests: usize,
     pub ingest_limits: crate::receiver::limits::IngestLimits,
     pub series_limits: crate::store::SeriesLimits,
     pub query: QueryLimits,
@@ -1145,6 +1149,11 @@ impl Config {
                     .unwrap_or(series_defaults.max_series_per_host),
             )?,
         };
+        let api_max_concurrent_requests = positive(
+            path,
+            "limits.api_max_concurrent_requests",
+            l.api_max_concurrent_requests.unwrap_or(64),
+        )?;
         let max_concurrent_requests = positive(
             path,
             "limits.max_concurrent_requests",
@@ -1163,6 +1172,7 @@ impl Config {
             ingest_limits,
             series_limits,
             max_concurrent_requests,
+            api_max_concurrent_requests,
             otlp_grpc_listen: parse_addr(
                 path,
                 "listen.otlp_grpc",

@@ -446,10 +446,17 @@ impl Collector {
         let http = tokio::spawn(
             axum::serve(
                 http_incoming,
-                api::router(api).layer(axum::middleware::from_fn_with_state(
-                    tokens,
-                    listen::api_auth,
-                )),
+                api::router(api)
+                    .layer(axum::middleware::from_fn_with_state(
+                        Arc::new(tokio::sync::Semaphore::new(
+                            self.config.api_max_concurrent_requests,
+                        )),
+                        listen::api_concurrency,
+                    ))
+                    .layer(axum::middleware::from_fn_with_state(
+                        tokens,
+                        listen::api_auth,
+                    )),
             )
             .with_graceful_shutdown(stopped(stop_rx.clone()))
             .into_future(),

@@ -251,7 +251,7 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     (
         "counter",
         "redline_collector_limit_exceeded_total",
-        "Requests, series or points refused by a limit, by the limit's name (max_request_bytes, max_concurrent_requests, max_series_per_request, max_labels_per_series, max_label_name_length, max_label_value_length, max_future, max_past, span_time, log_time, max_series, max_series_per_host).",
+        "Requests, series or points refused by a limit, by the limit's name (max_request_bytes, max_concurrent_requests, api_max_concurrent_requests, max_series_per_request, max_labels_per_series, max_label_name_length, max_label_value_length, max_future, max_past, span_time, log_time, max_series, max_series_per_host).",
     ),
     (
         "counter",

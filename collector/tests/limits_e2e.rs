@@ -21,6 +21,7 @@ fn limited(dir: &std::path::Path) -> Config {
     let mut config = support::collector::config(&dir.join("data"));
     config.max_request_bytes = 64 * 1024;
     config.max_concurrent_requests = 1;
+    config.api_max_concurrent_requests = 1;
     config.ingest_limits.max_series_per_request = 5;
     config.ingest_limits.max_labels_per_series = 6;
     config.ingest_limits.max_label_value_length = 32;
@@ -247,12 +248,45 @@ async fn limits_answer_in_the_protocols_terms() {
     }
     assert!(ok);
 
-    let text = reqwest::get(c.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // The API's own limit: a query whose form body is still arriving holds the only permit;
+    // another query is answered 429, the health probes still answer.
+    let mut slow = tokio::net::TcpStream::connect(c.http).await.unwrap();
+    slow.write_all(
+        b"POST /api/v1/query HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\nquery=",
+    )
+    .await
+    .unwrap();
+    slow.flush().await.unwrap();
+    let mut throttled = false;
+    for _ in 0..100 {
+        let r = reqwest::get(c.url("/api/v1/query?query=1")).await.unwrap();
+        if r.status().as_u16() == 429 {
+            assert_eq!(r.headers().get("retry-after").unwrap(), "1");
+            throttled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(throttled, "a second API request must be throttled");
+    assert_eq!(
+        reqwest::get(c.url("/healthz"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    drop(slow);
+    let mut text = String::new();
+    for _ in 0..100 {
+        let r = reqwest::get(c.url("/metrics")).await.unwrap();
+        if r.status().is_success() {
+            text = r.text().await.unwrap();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
     for limit in [
         "max_request_bytes",
         "max_series_per_request",
@@ -260,6 +294,7 @@ async fn limits_answer_in_the_protocols_terms() {
         "max_series_per_host",
         "max_series\"",
         "max_concurrent_requests",
+        "api_max_concurrent_requests",
     ] {
         assert!(
             metric_value(

@@ -371,3 +371,36 @@ pub async fn api_auth(
         }
     }
 }
+
+/// The HTTP API's limit of requests in progress (`limits.api_max_concurrent_requests`): a
+/// request that finds every permit taken is answered 429 with `Retry-After` and Prometheus'
+/// error envelope, so a burst of heavy queries cannot pile up without bound. The health probes
+/// are never turned away (an overloaded collector is still alive).
+pub async fn api_concurrency(
+    axum::extract::State(in_flight): axum::extract::State<Arc<Semaphore>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if matches!(request.uri().path(), "/healthz" | "/readyz") {
+        return next.run(request).await;
+    }
+    let Ok(_permit) = in_flight.try_acquire_owned() else {
+        metrics::counter!("redline_collector_limit_exceeded_total", "limit" => "api_max_concurrent_requests").increment(1);
+        let body = serde_json::json!({
+            "status": "error",
+            "errorType": "unavailable",
+            "error": "too many API requests in progress (limits.api_max_concurrent_requests); retry later",
+        });
+        return (
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            [
+                (axum::http::header::RETRY_AFTER, "1"),
+                (axum::http::header::CONTENT_TYPE, "application/json"),
+            ],
+            body.to_string(),
+        )
+            .into_response();
+    };
+    next.run(request).await
+}

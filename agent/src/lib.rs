@@ -24,6 +24,7 @@
 //! - [`relay`]: OTLP/gRPC and OTLP/HTTP receivers for local applications.
 //! - [`exposition`]: OTLP metrics → Prometheus text with Prometheus' OTLP naming.
 //! - [`telemetry`]: the agent's own metrics and the `/metrics` endpoint.
+//! - [`systemd`]: readiness, stopping and watchdog notifications for a `Type=notify` unit.
 //!
 //! # Tasks, channels, shutdown, reload
 //!
@@ -48,6 +49,7 @@ pub mod export;
 pub mod exposition;
 pub mod listen;
 pub mod relay;
+pub mod systemd;
 pub mod telemetry;
 
 use std::future::Future;
@@ -258,6 +260,9 @@ impl Agent {
         let (expo_tx, expo_rx) = watch::channel::<Arc<str>>(Arc::from(""));
 
         let exporter_task = tokio::spawn(exporter.run(close_rx));
+        // Pings systemd's watchdog while the exporter's loop answers; aborted when shutdown
+        // starts (systemd stops enforcing the watchdog at STOPPING=1).
+        let watchdog_task = tokio::spawn(systemd::watchdog(queue.clone()));
         let metrics_task = spawn_server(telemetry::serve(
             metrics_in,
             telemetry.clone(),
@@ -314,6 +319,7 @@ impl Agent {
                 servers[i].1 = None;
             }
         }
+        watchdog_task.abort();
         if let Some(e) = &failure {
             tracing::error!(error = %e, "shutting down after a component failed");
         }

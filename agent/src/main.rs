@@ -84,17 +84,39 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// Text on stderr; native journal entries when stderr is the journal (under systemd): each
+/// event's fields become `REDLINE_<FIELD>` journal fields (`journalctl -o verbose`), the level
+/// `PRIORITY`. If the journal socket cannot be reached, JSON lines on stderr.
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // Under systemd (JOURNAL_STREAM is set when stderr goes to the journal) log JSON lines.
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.json().init();
+    if redline_agent::systemd::stderr_is_journal() {
+        match tracing_journald::layer() {
+            Ok(journal) => {
+                // The prefix keeps our fields apart from the journal's own (`MESSAGE`,
+                // `PRIORITY`, `CODE_FILE`...) and easy to filter on.
+                let journal = journal.with_field_prefix(Some("REDLINE".to_owned()));
+                tracing_subscriber::registry()
+                    .with(filter)
+                    .with(journal)
+                    .init();
+            }
+            Err(e) => {
+                tracing_subscriber::fmt()
+                    .with_env_filter(filter)
+                    .with_writer(std::io::stderr)
+                    .json()
+                    .init();
+                tracing::warn!(error = %e, "stderr is the journal but its socket is unreachable; logging JSON lines to stderr");
+            }
+        }
     } else {
-        builder.init();
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
     }
 }
 
@@ -137,6 +159,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         tracing::warn!("{w}");
     }
     let agent = redline_agent::bind(config).await?;
+    // The spool is open and every listener bound: under systemd (`Type=notify`) this is when
+    // `systemctl start` returns.
+    redline_agent::systemd::ready();
     let reloader = agent.reloader();
     // Ends with the process: SIGHUP only ever asks for a reload.
     tokio::spawn(async move {
@@ -150,6 +175,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             _ = term.recv() => tracing::info!("received SIGTERM"),
             _ = int.recv() => tracing::info!("received SIGINT"),
         }
+        redline_agent::systemd::stopping();
     };
     agent.run(shutdown).await
 }

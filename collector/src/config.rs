@@ -324,7 +324,8 @@ pub enum RawSize {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTelemetry {
-    /// `text` or `json`. Default `text` (`json` when the journal is stdout).
+    /// `text` or `json` on stderr. Default: native journal entries with structured fields when
+    /// stderr is the journal (under systemd), `text` otherwise.
     pub log_format: Option<String>,
     /// OTLP/gRPC endpoint for the collector's own spans, e.g. `http://127.0.0.1:4317`.
     /// Default: not exported.

@@ -25,6 +25,7 @@
 //!   committed samples to Prometheus remote_write receivers — from durable queues in SQLite.
 //! - `config`: the typed, validated configuration.
 //! - `telemetry`: the collector's own metrics, logs and spans.
+//! - `systemd`: readiness, stopping and watchdog notifications for a `Type=notify` unit.
 //!
 //! Data flow: receiver → convert → store.write (acknowledged after commit) → query/api reads;
 //! committed writes → rule groups → alert transitions → dispatcher (route, group, silence,
@@ -54,6 +55,7 @@ pub mod query;
 pub mod receiver;
 pub mod rules;
 pub mod store;
+pub mod systemd;
 pub mod telemetry;
 pub mod verify;
 

@@ -459,9 +459,19 @@ fn run(config: Config) -> anyhow::Result<()> {
             config.log_format,
             config.otlp_traces_endpoint.as_deref(),
         )?;
+        let signals = shutdown_signal();
         let collector = redline_collector::bind(config).await?;
+        // The store is open and every listener bound: under systemd (`Type=notify`) this is
+        // when `systemctl start` returns.
+        redline_collector::systemd::ready();
+        let watchdog = tokio::spawn(redline_collector::systemd::watchdog(collector.store()));
         reload_on_sighup(collector.reloader());
-        collector.run(shutdown_signal()).await
+        let shutdown = async move {
+            signals.await;
+            redline_collector::systemd::stopping();
+            watchdog.abort();
+        };
+        collector.run(shutdown).await
     })
 }
 
@@ -490,24 +500,25 @@ fn reload_on_sighup(reloader: redline_collector::Reloader) {
     let _ = reloader;
 }
 
-/// Completes on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Completes on SIGTERM or SIGINT. The handlers are installed by this call, not at the first
+/// poll, so a signal arriving between READY=1 and the first poll (systemd stopping a unit
+/// right after it started) is a clean shutdown rather than the signal's default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        let wait = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+            match s {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            () = wait(term) => {},
+            () = wait(int) => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
     }
 }

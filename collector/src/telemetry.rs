@@ -413,29 +413,49 @@ impl Drop for TracingGuard {
     }
 }
 
-/// Installs the global `tracing` subscriber: JSON lines when `format` says so or when stderr is
-/// the journal (`JOURNAL_STREAM` set), plain text otherwise; level from `RUST_LOG` (default
-/// `info`); plus an OTLP span exporter when `otlp_traces_endpoint` is set.
+/// Installs the global `tracing` subscriber; level from `RUST_LOG` (default `info`); plus an
+/// OTLP span exporter when `otlp_traces_endpoint` is set. Where the lines go:
+/// - `format` set: JSON lines or text on stderr, as configured;
+/// - unset and stderr is the journal (under systemd): native journal entries, each event's
+///   fields as `REDLINE_<FIELD>` journal fields (`journalctl -o verbose` shows them), the
+///   level as `PRIORITY`; if the journal socket cannot be reached, JSON lines on stderr;
+/// - otherwise text on stderr.
 pub fn init_logging(
     format: Option<LogFormat>,
     otlp_traces_endpoint: Option<&str>,
 ) -> anyhow::Result<TracingGuard> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let json = match format {
-        Some(LogFormat::Json) => true,
-        Some(LogFormat::Text) => false,
-        None => std::env::var_os("JOURNAL_STREAM").is_some(),
+    // Set when stderr is the journal but its socket is not there; logged once the
+    // subscriber is installed.
+    let mut unreachable = None;
+    let (journal, json) = match format {
+        Some(LogFormat::Json) => (None, true),
+        Some(LogFormat::Text) => (None, false),
+        None if stderr_is_journal() => match tracing_journald::layer() {
+            // The prefix keeps our fields apart from the journal's own (`MESSAGE`,
+            // `PRIORITY`, `CODE_FILE`...) and easy to filter on.
+            Ok(l) => (Some(l.with_field_prefix(Some("REDLINE".to_owned()))), false),
+            Err(e) => {
+                unreachable = Some(e);
+                (None, true)
+            }
+        },
+        None => (None, false),
     };
-    let fmt = if json {
-        tracing_subscriber::fmt::layer()
-            .json()
-            .with_writer(std::io::stderr)
-            .boxed()
-    } else {
-        tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .boxed()
+    let fmt = match (&journal, json) {
+        (Some(_), _) => None,
+        (None, true) => Some(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(std::io::stderr)
+                .boxed(),
+        ),
+        (None, false) => Some(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .boxed(),
+        ),
     };
     let mut provider = None;
     let otel = match otlp_traces_endpoint {
@@ -462,9 +482,35 @@ pub fn init_logging(
     tracing_subscriber::registry()
         .with(filter)
         .with(fmt)
+        .with(journal)
         .with(otel)
         .try_init()?;
+    if let Some(e) = unreachable {
+        tracing::warn!(error = %e, "stderr is the journal but its socket is unreachable; logging JSON lines to stderr");
+    }
     Ok(TracingGuard { provider })
+}
+
+/// True when stderr is the stream systemd connected to the journal. `JOURNAL_STREAM` holds
+/// its `device:inode` (systemd.exec(5)); a shell started from a service inherits the variable
+/// with stderr elsewhere (a terminal, a pipe), where text is what a person wants.
+pub fn stderr_is_journal() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Some(value) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = value.to_str().and_then(|v| v.split_once(':')) else {
+        return false;
+    };
+    // A duplicate of fd 2, so dropping the `File` leaves stderr open.
+    let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    let Ok(meta) = std::fs::File::from(fd).metadata() else {
+        return false;
+    };
+    dev.parse() == Ok(meta.dev()) && ino.parse() == Ok(meta.ino())
 }
 
 #[cfg(test)]

@@ -69,6 +69,9 @@ pub enum Command {
         batch: Batch,
         reply: Option<oneshot::Sender<Admission>>,
     },
+    /// Answer once the exporter's loop reaches this command: the systemd watchdog's liveness
+    /// probe (see [`QueueHandle::ping`]).
+    Ping(oneshot::Sender<()>),
 }
 
 /// The answer to a relay offer.
@@ -111,6 +114,14 @@ impl QueueHandle {
             return Admission::Closed;
         }
         answer.await.unwrap_or(Admission::Closed)
+    }
+
+    /// Round-trips a no-op through the exporter task's loop; true once it answered. A loop
+    /// that is gone, closed for shutdown or stuck (in a spool write or sync, or behind a full
+    /// queue that never drains) does not answer, and the watchdog then withholds its ping.
+    pub async fn ping(&self) -> bool {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Command::Ping(reply)).await.is_ok() && answer.await.is_ok()
     }
 }
 
@@ -265,12 +276,22 @@ impl Exporter {
     /// with one sync, then answers. Returns true when an eviction cancelled the delivery in
     /// flight.
     fn admit(&mut self, first: Command) -> bool {
-        let mut cmds = vec![first];
-        while cmds.len() < GROUP_COMMIT {
-            match self.rx.try_recv() {
-                Ok(c) => cmds.push(c),
-                Err(_) => break,
+        let mut cmds = Vec::new();
+        let mut next = Some(first);
+        while let Some(cmd) = next.take() {
+            match cmd {
+                Command::Offer { batch, reply } => cmds.push((batch, reply)),
+                // Reaching it is the answer: this loop is alive.
+                Command::Ping(reply) => {
+                    let _ = reply.send(());
+                }
             }
+            if cmds.len() < GROUP_COMMIT {
+                next = self.rx.try_recv().ok();
+            }
+        }
+        if cmds.is_empty() {
+            return false;
         }
         let now = SystemTime::now();
         let mut cancels = false;
@@ -279,7 +300,7 @@ impl Exporter {
         let mut any_written = false;
         let results = blocking(|| {
             cmds.into_iter()
-                .map(|Command::Offer { batch, reply }| {
+                .map(|(batch, reply)| {
                     let r = self.spool.append(&batch, now);
                     (batch, reply, r)
                 })
@@ -458,7 +479,10 @@ impl Exporter {
             self.spool.release();
         }
         let mut lost = 0usize;
-        while let Ok(Command::Offer { batch, .. }) = self.rx.try_recv() {
+        while let Ok(cmd) = self.rx.try_recv() {
+            let Command::Offer { batch, .. } = cmd else {
+                continue;
+            };
             self.telemetry
                 .dropped(batch.signal(), DropReason::Shutdown)
                 .increment(batch.items as u64);

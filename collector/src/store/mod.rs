@@ -646,6 +646,14 @@ impl Store {
         self.call(|tx| Command::Retain(cutoff_ms, tx)).await
     }
 
+    /// Round-trips a no-op through the writer thread. It answers only after the writer has
+    /// handled everything queued before it, so a wedged writer (or a queue that never drains)
+    /// never answers: the systemd watchdog (`crate::systemd::watchdog`) pings only after it
+    /// does. Cheap: no SQL, no lock.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.exec(|_| Ok(())).await
+    }
+
     /// Flushes the head and stops the writer. Later writes fail with `Closed`.
     pub async fn close(&self) -> Result<(), StoreError> {
         self.call(Command::Close).await

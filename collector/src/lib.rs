@@ -42,6 +42,8 @@ pub mod config;
 pub mod derive;
 pub mod detect;
 pub mod dora;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod incident;
 pub mod model;
 pub mod notify;

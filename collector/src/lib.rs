@@ -46,6 +46,8 @@ pub mod derive;
 pub mod detect;
 pub mod dora;
 pub mod forward;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod incident;
 pub mod listen;
 pub mod model;

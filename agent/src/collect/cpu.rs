@@ -137,7 +137,9 @@ pub fn utilization(prev: &[CpuTimes], cur: &[CpuTimes]) -> Vec<(u32, [f64; 8])> 
                 None => backwards = true,
             }
         }
-        let total: u64 = delta.iter().sum();
+        // In u128: eight deltas near u64::MAX (a corrupt or hostile stat file) must not
+        // overflow the sum.
+        let total: u128 = delta.iter().map(|d| u128::from(*d)).sum();
         if backwards || total == 0 {
             continue;
         }
@@ -162,6 +164,23 @@ pub fn utilization_metric(prev: &[CpuTimes], cur: &[CpuTimes], stamp: Stamp) -> 
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn utilization_survives_tick_deltas_that_sum_past_u64() {
+        // Found by the proc_parsers fuzz target.
+        let prev = vec![CpuTimes {
+            cpu: 0,
+            ticks: [0; 8],
+        }];
+        let cur = vec![CpuTimes {
+            cpu: 0,
+            ticks: [u64::MAX, 1, 0, 0, 0, 0, 0, 0],
+        }];
+        let shares = utilization(&prev, &cur);
+        assert_eq!(shares.len(), 1);
+        let sum: f64 = shares[0].1.iter().sum();
+        assert!((sum - 1.0).abs() < 1e-9, "{shares:?}");
+    }
 
     const STAT: &str = "cpu  10132153 290696 3084719 46828483 16683 0 25195 0 175628 0
 cpu0 1393280 32966 572056 13343292 6130 0 17875 0 23933 0

@@ -94,7 +94,7 @@ fn parse_time(index: usize, field: &str, value: &Option<String>) -> Result<Optio
 
 /// Validates one posted alert as Alertmanager's `Alert.Validate` does and fills in its times:
 /// no start means now; no end means "firing until `resolve_timeout` passes without a refresh".
-fn convert_alert(
+pub(crate) fn convert_alert(
     index: usize,
     alert: PostableAlert,
     now_ms: i64,

@@ -2,7 +2,7 @@
 //! collector's own `/metrics`, and health. Handlers parse parameters, call `query::Engine` or
 //! the store, and render with `dto`, the only serde surface of the API.
 
-mod alertmanager;
+pub(crate) mod alertmanager;
 pub mod dto;
 mod incidents;
 mod params;

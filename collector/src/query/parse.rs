@@ -422,7 +422,70 @@ fn register_2x_functions() {
 /// Parses a query; errors read like Prometheus' (`1:5: parse error: …`).
 pub fn parse(query: &str) -> Result<Expr, QueryError> {
     register_2x_functions();
+    check_durations(query)?;
     parser::parse(query).map_err(|msg| QueryError::Parse(locate(query, &msg)))
+}
+
+/// Refuses a duration or `@` time written as a plain number that no `Duration` holds
+/// (`x[1e300]`, `x[18446744073709551616]`, `x offset Inf`): promql-parser 0.11 hands such a
+/// number to `Duration::from_secs_f64`, which panics. Durations with units (`5m`) are checked
+/// by promql-parser itself.
+pub(super) fn check_durations(query: &str) -> Result<(), QueryError> {
+    let tokens = tokenize(query);
+    let text = |t: &Token| &query[t.start..t.end];
+    for (i, t) in tokens.iter().enumerate() {
+        if !matches!(t.kind, Kind::Number | Kind::Identifier) {
+            continue;
+        }
+        // The token before, skipping one sign (`offset -5`, `@ -1e300`).
+        let mut j = i;
+        if j > 0 && matches!(text(&tokens[j - 1]), "-" | "+") {
+            j -= 1;
+        }
+        // A subquery step lexes as one identifier with its colon (`:1e30` in `x[5m:1e30]`).
+        let (start, step) = match text(t).strip_prefix(':') {
+            Some(_) => (t.start + 1, true),
+            None => (t.start, false),
+        };
+        // The number as promql-parser lexes it: `tokenize` splits `1e+300` at the sign.
+        let rest = &query.as_bytes()[start..];
+        let mut end = 0;
+        while end < rest.len() {
+            let c = rest[end];
+            let exponent_sign = matches!(c, b'+' | b'-')
+                && end > 0
+                && matches!(rest[end - 1], b'e' | b'E')
+                && !rest.starts_with(b"0x")
+                && !rest.starts_with(b"0X");
+            if !(c.is_ascii_alphanumeric() || c == b'.' || exponent_sign) {
+                break;
+            }
+            end += 1;
+        }
+        let body = &query[start..start + end];
+        let before = j.checked_sub(1).map(|k| &tokens[k]);
+        let duration_position = step
+            || before.is_some_and(|b| {
+                matches!(b.kind, Kind::Open('['))
+                    || matches!(text(b), ":" | "@")
+                    || text(b).eq_ignore_ascii_case("offset")
+            });
+        let number = body.parse::<f64>().ok().or_else(|| {
+            let hex = body.strip_prefix("0x").or(body.strip_prefix("0X"))?;
+            u128::from_str_radix(hex, 16).ok().map(|v| v as f64)
+        });
+        if duration_position
+            && let Some(v) = number
+            && std::time::Duration::try_from_secs_f64(v.abs()).is_err()
+        {
+            return Err(QueryError::Parse(format!(
+                "{}: parse error: duration out of range: {:?}",
+                position(query, t.start),
+                body
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -432,6 +495,36 @@ mod tests {
 
     fn err(q: &str) -> String {
         parse(q).unwrap_err().to_string()
+    }
+
+    /// Found by the `collector_config` fuzz target (a verification indicator's query):
+    /// promql-parser panicked on plain-number durations too large for a `Duration`.
+    #[test]
+    fn out_of_range_number_durations_are_errors() {
+        for q in [
+            "x[018446744073709551615]",
+            "rate(x[1e300])",
+            "x[5m:1e30]",
+            "x offset 1e300",
+            "x offset -Inf",
+            "x[NaN]",
+            "x[0xFFFFFFFFFFFFFFFFFF]",
+            "x @ 1e300",
+            "x[1e+4444]",
+            "x[5m:1E+400]",
+            "x offset -1e+400",
+        ] {
+            let e = parse(q).unwrap_err().to_string();
+            assert!(e.contains("duration out of range"), "{q}: {e}");
+        }
+        // The `match[]` parameter goes to promql-parser through `selector_matchers`.
+        let e = crate::query::selector_matchers("x[1e308]").unwrap_err();
+        assert!(e.contains("duration out of range"), "{e}");
+        assert!(parse("rate(x[300])").is_ok());
+        assert!(parse("x[5m:30] offset 60").is_ok());
+        assert!(parse("x[1e3]").is_ok());
+        assert!(parse("x[1e+3]").is_ok());
+        assert!(parse("x[5m] offset 1e-3").is_ok());
     }
 
     #[test]

@@ -196,7 +196,10 @@ pub fn metrics(request: ExportMetricsServiceRequest, now_ms: i64) -> (WriteBatch
                             let t = p.time_unix_nano;
                             let mut cumulative = 0u64;
                             for (i, bound) in p.explicit_bounds.iter().enumerate() {
-                                cumulative += p.bucket_counts.get(i).copied().unwrap_or(0);
+                                // Saturating: counts near u64::MAX (a broken or hostile client) must not
+                                // overflow; the value becomes an f64 anyway.
+                                cumulative = cumulative
+                                    .saturating_add(p.bucket_counts.get(i).copied().unwrap_or(0));
                                 push(
                                     &bucket,
                                     &p.attributes,

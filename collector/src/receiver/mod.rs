@@ -521,7 +521,7 @@ struct RpcStatus {
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Encoding {
+pub(crate) enum Encoding {
     Protobuf,
     Json,
 }
@@ -560,7 +560,7 @@ fn http_error(encoding: Encoding, status: StatusCode, message: String) -> Respon
 }
 
 /// Reads the body: checks the content type, inflates gzip within the size limit.
-fn read_body(
+pub(crate) fn read_body(
     headers: &HeaderMap,
     body: Bytes,
     limit: usize,
@@ -628,7 +628,7 @@ fn read_body(
     Ok((encoding, data))
 }
 
-fn decode<T: Message + Default + serde::de::DeserializeOwned>(
+pub(crate) fn decode<T: Message + Default + serde::de::DeserializeOwned>(
     encoding: Encoding,
     data: &[u8],
     signal: &'static str,

@@ -9,9 +9,17 @@
 //! - `_` — one missing sample; `_xn` — n missing samples (not n+1).
 //!
 //! Sample i (missing ones included) is at `i * interval`.
+//!
+//! One values string expands to at most [`MAX_VALUES`] entries (promtool has no limit and runs
+//! out of memory instead): `1x18446744073709551615` is an error, not an overflow or an
+//! allocation of exabytes.
 
 use crate::model::METRIC_NAME;
 use crate::receiver::convert::STALE_NAN_BITS;
+
+/// The most entries one values string may expand to: a million samples is 11 days at 1s or
+/// almost two years at 1m, far more than a unit test reads.
+pub const MAX_VALUES: usize = 1_000_000;
 
 /// A problem in a values string, at a byte offset in it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,6 +63,17 @@ fn item(token: &str, out: &mut Vec<Option<f64>>) -> Result<(), String> {
         }
         _ => (token, None),
     };
+    // `_xn` is n entries, every other `…xn` is n + 1.
+    let entries = match times {
+        None => Some(1),
+        Some(n) if head == "_" => Some(n),
+        Some(n) => n.checked_add(1),
+    };
+    if entries.is_none_or(|e| out.len().saturating_add(e) > MAX_VALUES) {
+        return Err(format!(
+            "{token:?} expands the series past {MAX_VALUES} values"
+        ));
+    }
     if head == "_" {
         out.extend(std::iter::repeat_n(None, times.unwrap_or(1)));
         return Ok(());
@@ -226,6 +245,25 @@ mod tests {
         assert!(parse_values("1_000").is_err());
         assert!(parse_values("stale+1x2").is_err());
         assert!(parse_values("--1").is_err());
+    }
+
+    /// Found by the `rule_unittest` fuzz target: the repetition count overflowed `n + 1` (a
+    /// panic with overflow checks) or asked for more memory than there is.
+    #[test]
+    fn huge_repetition_counts_are_refused() {
+        for text in [
+            "1x18446744073709551615",
+            "1+1x18446744073709551615",
+            "_x18446744073709551615",
+            "_x99999999999",
+            "0x1000000",
+            "1 2 0x999999",
+        ] {
+            let e = parse_values(text).unwrap_err();
+            assert!(e.message.contains("expands the series past"), "{text}: {e}");
+        }
+        assert_eq!(vals("0x999999").len(), MAX_VALUES);
+        assert_eq!(vals("_x1000000").len(), MAX_VALUES);
     }
 
     #[test]

@@ -212,6 +212,34 @@ fn histograms_become_cumulative_buckets() {
     );
 }
 
+/// Found by the `otlp_proto` fuzz target: bucket counts summing past u64::MAX overflowed
+/// the cumulative count (a panic with overflow checks, a wrapped count without).
+#[test]
+fn huge_bucket_counts_saturate() {
+    let m = Metric {
+        name: "d".into(),
+        data: Some(metric::Data::Histogram(Histogram {
+            data_points: vec![HistogramDataPoint {
+                time_unix_nano: 1_000_000,
+                count: u64::MAX,
+                bucket_counts: vec![u64::MAX, 2, 3],
+                explicit_bounds: vec![1.0, 2.0],
+                ..Default::default()
+            }],
+            aggregation_temporality: 2,
+        })),
+        ..Default::default()
+    };
+    let (batch, _) = metrics(request(m), 0);
+    let buckets: Vec<f64> = batch
+        .series
+        .iter()
+        .filter(|s| s.labels.get("le").is_some())
+        .map(|s| s.samples[0].value)
+        .collect();
+    assert_eq!(buckets, vec![u64::MAX as f64; 3]);
+}
+
 #[test]
 fn stale_flag_and_missing_time() {
     let m = Metric {

@@ -579,7 +579,15 @@ fn strconv_float(v: f64, verb: char, prec: Option<usize>) -> String {
     let a = v.abs();
     let upper = verb == 'E' || verb == 'G';
     let body = match verb {
-        'f' => format!("{a:.*}", prec.unwrap_or(6)),
+        'f' => {
+            let prec = prec.unwrap_or(6);
+            let mut s = format!("{a:.*}", prec.min(MAX_EXACT_DIGITS));
+            s.extend(std::iter::repeat_n(
+                '0',
+                prec.saturating_sub(MAX_EXACT_DIGITS),
+            ));
+            s
+        }
         'e' | 'E' => {
             let (digits, exp) = decimal_digits(a, prec.map(|p| p + 1));
             exp_form(
@@ -607,11 +615,18 @@ fn strconv_float(v: f64, verb: char, prec: Option<usize>) -> String {
     format!("{sign}{body}")
 }
 
+/// More digits than any `f64` has: its exact decimal expansion ends at most 1074 digits after
+/// the point and has at most 767 significant digits, so every digit past this one is `0`.
+/// Rust's formatter refuses precisions above `u16::MAX` (a panic), Go's `fmt` allows up to
+/// 10⁶: longer precisions are formatted to this many digits and padded with zeros.
+const MAX_EXACT_DIGITS: usize = 1100;
+
 /// The significant digits of `a >= 0` (rounded to `n` digits, or the shortest that
-/// round-trips) and the decimal exponent of the first digit.
+/// round-trips; at most [`MAX_EXACT_DIGITS`], the callers pad) and the decimal exponent of
+/// the first digit.
 fn decimal_digits(a: f64, n: Option<usize>) -> (String, i32) {
     let s = match n {
-        Some(n) => format!("{:.*e}", n.saturating_sub(1), a),
+        Some(n) => format!("{:.*e}", n.clamp(1, MAX_EXACT_DIGITS) - 1, a),
         None => format!("{a:e}"),
     };
     let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
@@ -715,4 +730,31 @@ fn quote_rune(c: char) -> String {
     escape_rune(&mut out, c, '\'', false);
     out.push('\'');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `template` fuzz target: precisions above `u16::MAX` (Go allows up to
+    /// 10⁶) panicked in Rust's formatter ("Formatting argument out of range").
+    #[test]
+    fn precisions_past_u16_max_format_as_go_does() {
+        let one_and_a_half = [Value::Float(1.5)];
+        assert_eq!(
+            sprintf("%.70000f", &one_and_a_half),
+            format!("1.5{}", "0".repeat(69_999))
+        );
+        let e = sprintf("%.70000e", &one_and_a_half);
+        assert_eq!(e.len(), "1.".len() + 70_000 + "e+00".len());
+        assert!(e.starts_with("1.5000") && e.ends_with("0e+00"), "{e:.20}");
+        // %g drops trailing zeros: the exact value of 0.1, as Go prints it.
+        assert_eq!(
+            sprintf("%.70000g", &[Value::Float(0.1)]),
+            "0.1000000000000000055511151231257827021181583404541015625"
+        );
+        let crash = "%07.3f|%.|+e2% .199999$99999999999999999999999f|%x|%X";
+        let args = [-1.23456, 12345.678, 2.0, -255.0, -255.0].map(Value::Float);
+        assert!(sprintf(crash, &args).starts_with("-01.235|"));
+    }
 }

@@ -19,6 +19,8 @@ use redline_agent::Config;
 use redline_agent::config::{Protocol, check_endpoint};
 use reqwest::Url;
 
+mod docgen;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "redline-agent",
@@ -39,6 +41,18 @@ enum Command {
         /// The YAML configuration file.
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Write man pages into a directory (for packaging).
+    #[command(hide = true)]
+    Man {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write bash, zsh and fish completions into a directory (for packaging).
+    #[command(hide = true)]
+    Completions {
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -183,6 +197,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Man { out } => docs(docgen::man::<Cli>(&out)),
+        Command::Completions { out } => docs(docgen::completions::<Cli>(&out)),
         Command::Validate { config } => match Config::load(&config) {
             Ok(c) => {
                 for w in &c.warnings {
@@ -228,6 +244,17 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+/// Exit status of the `man` and `completions` commands.
+fn docs(result: std::io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("redline-agent: {e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use redline_collector::config::Config;
 
+mod docgen;
+
 #[derive(Parser)]
 #[command(
     name = "redline-collector",
@@ -106,6 +108,18 @@ enum Command {
         url: String,
         #[command(flatten)]
         args: redline_collector::incident::cli::DoraArgs,
+    },
+    /// Write man pages into a directory (for packaging).
+    #[command(hide = true)]
+    Man {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write bash, zsh and fish completions into a directory (for packaging).
+    #[command(hide = true)]
+    Completions {
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -222,6 +236,8 @@ fn load(path: Option<&PathBuf>) -> Result<Config, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Man { out } => docs(docgen::man::<Cli>(&out)),
+        Command::Completions { out } => docs(docgen::completions::<Cli>(&out)),
         Command::Rules { command } => {
             let (out, err) = (&mut std::io::stdout(), &mut std::io::stderr());
             let ok = match command {
@@ -519,6 +535,17 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
         tokio::select! {
             () = wait(term) => {},
             () = wait(int) => {},
+        }
+    }
+}
+
+/// Exit status of the `man` and `completions` commands.
+fn docs(result: std::io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -59,11 +59,13 @@ pub enum IncidentCommand {
         #[command(flatten)]
         actor: Actor,
     },
+    /// Acknowledge an incident.
     Ack {
         id: i64,
         #[command(flatten)]
         actor: Actor,
     },
+    /// Record that an incident is mitigated.
     Mitigate {
         id: i64,
         /// When it was mitigated (default now).
@@ -72,11 +74,13 @@ pub enum IncidentCommand {
         #[command(flatten)]
         actor: Actor,
     },
+    /// Resolve an incident.
     Resolve {
         id: i64,
         #[command(flatten)]
         actor: Actor,
     },
+    /// Add a note to an incident's timeline.
     Note {
         id: i64,
         text: String,

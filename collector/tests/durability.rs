@@ -392,7 +392,7 @@ async fn kill_9_under_load_loses_no_acknowledged_sample_and_stores_none_twice() 
 
     // Duplicate deliveries against the head rebuilt from `wal` (and chunks): the newest export
     // of each exporter again (same timestamps and values: a retry whose acknowledgement was
-    // lost) is acknowledged in full and stores nothing; an older one is refused as out of
+    // lost) is acknowledged in full and stores nothing; an older one is a duplicate or refused as out of
     // order, also storing nothing.
     let mut client = MetricsServiceClient::connect(format!("http://{}", proc.grpc))
         .await
@@ -415,10 +415,14 @@ async fn kill_9_under_load_loses_no_acknowledged_sample_and_stores_none_twice() 
             base_ms + last as i64 / 2,
             (last / 2) as f64,
         );
+        // While that export's samples are still in the head they are recognised as
+        // duplicates (acknowledged, nothing stored); once flushed into chunks they are
+        // refused as out of order. Either way nothing is stored, which the check below shows.
         let response = client.export(older).await.unwrap().into_inner();
-        assert_eq!(
-            response.partial_success.map(|p| p.rejected_data_points),
-            Some(SERIES_PER_EXPORT as i64)
+        let rejected = response.partial_success.map(|p| p.rejected_data_points);
+        assert!(
+            rejected.is_none() || rejected == Some(SERIES_PER_EXPORT as i64),
+            "exporter {id}: {rejected:?}"
         );
     }
     let again = proc.raw("durability_test", at_ms).await;

@@ -293,11 +293,7 @@ pub fn grpc_auth(
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, token) = v.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .filter(|t| !t.is_empty());
+            .and_then(auth::bearer_value);
         match tokens.check(Scope::Ingest, presented) {
             Ok(()) => Ok(request),
             Err(denied) => {

@@ -23,7 +23,8 @@
 //!   `/metrics`, health.
 //! - `forward`: forwarding to existing engines — received OTLP to an upstream OTLP endpoint,
 //!   committed samples to Prometheus remote_write receivers — from durable queues in SQLite.
-//! - `config`: the typed, validated configuration.
+//! - `config`: the typed, validated configuration; `reload`: applying a reloaded one to the
+//!   running tasks (SIGHUP, `POST /-/reload`).
 //! - `telemetry`: the collector's own metrics, logs and spans.
 //! - `systemd`: readiness, stopping and watchdog notifications for a `Type=notify` unit.
 //!
@@ -55,6 +56,7 @@ pub mod notify;
 pub mod postmortem;
 pub mod query;
 pub mod receiver;
+pub mod reload;
 pub mod rules;
 pub mod store;
 pub mod systemd;
@@ -93,22 +95,18 @@ pub struct Collector {
     github_secret: Option<Arc<Vec<u8>>>,
     /// Tokens and TLS of the listeners, loaded at bind.
     security: listen::Security,
+    /// The configuration in force, shared by every `Reloader`.
+    running: Arc<tokio::sync::Mutex<Config>>,
+    /// Where a reload reads the configuration again; `None` reloads with the one in force.
+    config_source: Option<reload::ConfigSource>,
+    /// The settings the running tasks follow through `watch` channels.
+    live: reload::LiveSettings,
 }
 
-/// Asks a running collector to reload its rule files and its notification routing; cheap to
-/// clone.
-#[derive(Clone)]
-pub struct Reloader {
-    rules: tokio::sync::mpsc::Sender<alert::manager::ReloadRequest>,
-    notify_file: Option<std::path::PathBuf>,
-    /// Set by `Collector::run` once the dispatcher and the integrations exist.
-    notify: Arc<std::sync::Mutex<Option<NotifyParts>>>,
-    /// Token files and certificates, re-read on every reload.
-    security: listen::Security,
-}
+pub use reload::Reloader;
 
 #[derive(Clone)]
-struct NotifyParts {
+pub(crate) struct NotifyParts {
     dispatcher: alert::dispatcher::DispatcherHandle,
     integrations: Arc<notify::integrations::Integrations>,
     /// Receivers that are not in the routing file: the rollback webhooks.
@@ -138,45 +136,6 @@ fn rollback_receivers(
         .collect()
 }
 
-impl Reloader {
-    /// Reloads and returns the load errors (empty when everything loaded). Rules load
-    /// partially (a bad rule is reported, the rest load); the routing configuration is all or
-    /// nothing, as in Alertmanager: when it has errors, the one in force stays.
-    pub async fn reload(&self) -> anyhow::Result<Vec<String>> {
-        // Routing first, so the alerts the reloaded rules re-announce are routed by the new
-        // configuration.
-        let mut errors = self.security.reload();
-        for e in &errors {
-            tracing::error!(problem = %e, "reload");
-        }
-        let parts = self.notify.lock().ok().and_then(|g| g.clone());
-        if let Some(parts) = parts {
-            match alert::dispatcher::Routing::load(self.notify_file.as_deref()) {
-                Ok(routing) => {
-                    let mut receivers = routing.receivers();
-                    receivers.extend(parts.extra_receivers.clone());
-                    for problem in parts.integrations.reload(&receivers) {
-                        tracing::error!(problem = %problem, "integration cannot deliver");
-                        errors.push(problem);
-                    }
-                    parts.dispatcher.reload(routing).await?;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "routing configuration not reloaded; the previous one stays");
-                    errors.extend(e.errors.iter().map(|e| e.to_string()));
-                }
-            }
-        }
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        self.rules
-            .send(alert::manager::ReloadRequest { reply })
-            .await
-            .map_err(|_| anyhow::anyhow!("the collector is shutting down"))?;
-        errors.extend(rx.await?);
-        Ok(errors)
-    }
-}
-
 /// Opens the store and binds all listeners.
 pub async fn bind(config: Config) -> anyhow::Result<Collector> {
     // One rustls crypto provider for the process (ring), for webhook and SMTP clients and any
@@ -202,6 +161,9 @@ pub async fn bind(config: Config) -> anyhow::Result<Collector> {
     let security = listen::Security::load(&config.security).map_err(|e| anyhow::anyhow!("{e}"))?;
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
     Ok(Collector {
+        running: Arc::new(tokio::sync::Mutex::new(config.clone())),
+        config_source: None,
+        live: reload::LiveSettings::new(&config),
         security,
         github_secret,
         routing,
@@ -246,13 +208,23 @@ impl Collector {
         self.http.local_addr().unwrap_or(self.config.http_listen)
     }
 
-    /// A handle that reloads the rule files and routing of this collector once it runs.
+    /// Makes reloads read the configuration again through `source` (the file the collector
+    /// was started from, with the command-line overrides). Without it a reload re-reads the
+    /// rule, routing, token and certificate files named by the configuration in force.
+    pub fn reload_config_from(&mut self, source: reload::ConfigSource) {
+        self.config_source = Some(source);
+    }
+
+    /// A handle that reloads this collector once it runs.
     pub fn reloader(&self) -> Reloader {
         Reloader {
+            source: self.config_source.clone(),
+            running: self.running.clone(),
             rules: self.reload_tx.clone(),
-            notify_file: self.config.notify.config_file.clone(),
             notify: self.notify_parts.clone(),
             security: self.security.clone(),
+            live: self.live.clone(),
+            store: self.store.clone(),
         }
     }
 
@@ -271,6 +243,7 @@ impl Collector {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let metrics = telemetry::metrics_handle();
+        reload::set_reload_metrics(true, Some(false));
         let ingest = receiver::Ingest::new(
             self.store.clone(),
             receiver::ReceiverLimits {
@@ -279,9 +252,12 @@ impl Collector {
                 ingest: self.config.ingest_limits,
             },
         );
-        let ingest = ingest.forward_otlp(self.config.forward.otlp.is_some());
+        let ingest = ingest
+            .forward_otlp(self.config.forward.otlp.is_some())
+            .with_live_limits(self.live.ingest_limits.subscribe());
         let ready = Arc::new(AtomicBool::new(true));
-        let engine = query::Engine::new(self.store.clone(), self.config.query.clone());
+        let engine =
+            query::Engine::with_live_limits(self.store.clone(), self.live.query_limits.subscribe());
         let rules_status = alert::manager::SharedStatus::default();
         // Notifications: rule transitions → dispatcher (routing, grouping, silences) →
         // outbox in SQLite → outbox worker → receivers. Each channel is bounded; the senders
@@ -386,12 +362,7 @@ impl Collector {
             metrics: metrics.clone(),
             ready: ready.clone(),
             rules: rules_status.clone(),
-            reloader: Reloader {
-                rules: self.reload_tx.clone(),
-                notify_file: self.config.notify.config_file.clone(),
-                notify: self.notify_parts.clone(),
-                security: self.security.clone(),
-            },
+            reloader: self.reloader(),
             dispatcher: dispatch,
             notify_config_text,
             started_ms: clock.now_ms(),
@@ -491,6 +462,7 @@ impl Collector {
         let maintenance = tokio::spawn(maintain(
             self.store.clone(),
             self.config.clone(),
+            self.live.retention.subscribe(),
             metrics,
             stop_rx.clone(),
         ));
@@ -575,9 +547,11 @@ fn transition_name(t: &alert::state::Transition) -> &'static str {
 }
 
 /// Periodic upkeep: folds the head into chunks, enforces retention, renders histogram upkeep.
+/// `retention` follows configuration reloads; the pass interval stays as set at start.
 async fn maintain(
     store: Store,
     config: Config,
+    retention_setting: watch::Receiver<Duration>,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
     stop: watch::Receiver<bool>,
 ) {
@@ -604,7 +578,8 @@ async fn maintain(
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap_or_default();
-                let cutoff = now.saturating_sub(config.retention).as_millis() as i64;
+                let keep = *retention_setting.borrow();
+                let cutoff = now.saturating_sub(keep).as_millis() as i64;
                 match store.retain(cutoff).await {
                     Ok(out) => tracing::debug!(?out, "retention pass"),
                     Err(e) => tracing::error!(error = %e, "retention pass failed"),

@@ -331,26 +331,28 @@ fn main() -> ExitCode {
             otlp_http_listen,
             http_listen,
         } => {
-            let mut config = match load(config.as_ref()) {
-                Ok(c) => c,
+            let overrides = Overrides {
+                data_dir,
+                otlp_grpc_listen,
+                otlp_http_listen,
+                http_listen,
+            };
+            let loaded = match load(config.as_ref()) {
+                Ok(c) => overrides.apply(c),
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::from(2);
                 }
             };
-            if let Some(d) = data_dir {
-                config.data_dir = d;
-            }
-            if let Some(a) = otlp_grpc_listen {
-                config.otlp_grpc_listen = a;
-            }
-            if let Some(a) = otlp_http_listen {
-                config.otlp_http_listen = a;
-            }
-            if let Some(a) = http_listen {
-                config.http_listen = a;
-            }
-            match run(config) {
+            // A reload reads the same file with the same overrides, so only what changed in
+            // the file counts as changed.
+            let source: Option<redline_collector::reload::ConfigSource> = config.map(|path| {
+                let source: redline_collector::reload::ConfigSource =
+                    std::sync::Arc::new(move || load(Some(&path)).map(|c| overrides.apply(c)));
+                source
+            });
+            let config = loaded;
+            match run(config, source) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");
@@ -466,7 +468,37 @@ fn silence(url: &str, command: SilenceCommand) -> ExitCode {
     }
 }
 
-fn run(config: Config) -> anyhow::Result<()> {
+/// Command-line settings that take precedence over the configuration file's.
+#[derive(Clone)]
+struct Overrides {
+    data_dir: Option<PathBuf>,
+    otlp_grpc_listen: Option<std::net::SocketAddr>,
+    otlp_http_listen: Option<std::net::SocketAddr>,
+    http_listen: Option<std::net::SocketAddr>,
+}
+
+impl Overrides {
+    fn apply(&self, mut config: Config) -> Config {
+        if let Some(d) = &self.data_dir {
+            config.data_dir = d.clone();
+        }
+        if let Some(a) = self.otlp_grpc_listen {
+            config.otlp_grpc_listen = a;
+        }
+        if let Some(a) = self.otlp_http_listen {
+            config.otlp_http_listen = a;
+        }
+        if let Some(a) = self.http_listen {
+            config.http_listen = a;
+        }
+        config
+    }
+}
+
+fn run(
+    config: Config,
+    source: Option<redline_collector::reload::ConfigSource>,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -476,7 +508,10 @@ fn run(config: Config) -> anyhow::Result<()> {
             config.otlp_traces_endpoint.as_deref(),
         )?;
         let signals = shutdown_signal();
-        let collector = redline_collector::bind(config).await?;
+        let mut collector = redline_collector::bind(config).await?;
+        if let Some(source) = source {
+            collector.reload_config_from(source);
+        }
         // The store is open and every listener bound: under systemd (`Type=notify`) this is
         // when `systemctl start` returns.
         redline_collector::systemd::ready();
@@ -491,8 +526,10 @@ fn run(config: Config) -> anyhow::Result<()> {
     })
 }
 
-/// Reloads the rule files, the routing, the token files and the certificates on every SIGHUP,
-/// as Prometheus does; the task ends with the process.
+/// Reloads the configuration file, the rule files, the routing, the token files and the
+/// certificates on every SIGHUP, as Prometheus does (`systemctl reload` sends it); the task
+/// ends with the process. What a reload applied and what waits for a restart is logged by
+/// the reload itself.
 fn reload_on_sighup(reloader: redline_collector::Reloader) {
     #[cfg(unix)]
     tokio::spawn(async move {
@@ -503,10 +540,10 @@ fn reload_on_sighup(reloader: redline_collector::Reloader) {
         };
         while hup.recv().await.is_some() {
             match reloader.reload().await {
-                Ok(errors) if errors.is_empty() => tracing::info!("rules reloaded on SIGHUP"),
-                Ok(errors) => tracing::warn!(
-                    errors = errors.len(),
-                    "rules reloaded on SIGHUP with errors"
+                Ok(outcome) if outcome.errors.is_empty() => tracing::info!("reloaded on SIGHUP"),
+                Ok(outcome) => tracing::warn!(
+                    errors = outcome.errors.len(),
+                    "reloaded on SIGHUP with errors"
                 ),
                 Err(e) => tracing::warn!(error = %e, "reload on SIGHUP failed"),
             }

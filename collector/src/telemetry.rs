@@ -359,6 +359,21 @@ pub const METRICS: &[(&str, &str, &str)] = &[
         "Rule reloads (SIGHUP or POST /-/reload).",
     ),
     (
+        "gauge",
+        "redline_collector_config_last_reload_successful",
+        "Whether the last reload (SIGHUP or POST /-/reload) loaded the configuration and every file it names.",
+    ),
+    (
+        "gauge",
+        "redline_collector_config_last_reload_success_timestamp_seconds",
+        "When the last fully successful reload finished.",
+    ),
+    (
+        "gauge",
+        "redline_collector_config_restart_required",
+        "1 when the configuration file changes settings that take effect only after a restart.",
+    ),
+    (
         "counter",
         "redline_collector_rule_group_early_evaluations_total",
         "Group evaluations triggered by new samples of a metric the group reads.",

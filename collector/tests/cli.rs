@@ -223,3 +223,147 @@ fn sighup_reloads_rules() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A blocking HTTP request with a body; returns the status code and the body.
+fn http_request(method: &str, url: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let rest = url.trim_start_matches("http://");
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "{method} /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    let status = buf
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_default();
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The value of an unlabelled gauge in a `/metrics` page.
+fn gauge(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// SIGHUP (what `systemctl reload` sends) re-reads the configuration file: rule paths and
+/// limits apply at once, a changed setting that needs a restart is named and keeps its
+/// running value, a broken file changes nothing, and a firing alert keeps its state through
+/// every reload.
+#[test]
+fn sighup_reloads_the_configuration_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (dir.path().join("first"), dir.path().join("second"));
+    for d in [&first, &second] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(
+        first.join("a.yml"),
+        "groups:\n  - name: a\n    interval: 1s\n    rules:\n      - alert: AlwaysOn\n        expr: vector(1)\n      - record: rl_one\n        expr: vector(1)\n      - record: rl_two\n        expr: vector(2)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        second.join("b.yml"),
+        "groups:\n  - name: b\n    interval: 1s\n    rules:\n      - record: rl_three\n        expr: vector(3)\n",
+    )
+    .unwrap();
+    let config = |paths: &str, extra: &str| {
+        format!("rules:\n  paths: [{paths}]\nlimits:\n  query_max_series: 100\n{extra}")
+    };
+    let data = dir.path().join("data");
+    let (child, _, http) = spawn_collector(&data, Some(&config(&first.display().to_string(), "")));
+    let config_path = data.join("collector.yaml");
+    let base = format!("http://127.0.0.1:{http}");
+    let wait_for = |what: &str, check: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let alerts = || http_get(&format!("{base}/api/v1/alerts"));
+    let active_at = || -> Option<String> {
+        let v: serde_json::Value = serde_json::from_str(&alerts()).ok()?;
+        let alert = v["data"]["alerts"].as_array()?.first()?.clone();
+        (alert["state"] == "firing").then(|| alert["activeAt"].as_str().unwrap().to_owned())
+    };
+    wait_for("the alert to fire", &|| active_at().is_some());
+    let fired_at = active_at().unwrap();
+    let both = format!("{base}/api/v1/query?query=%7B__name__%3D~%22rl_one%7Crl_two%22%7D");
+    wait_for("both recorded series", &|| {
+        http_get(&both).matches("\"__name__\"").count() == 2
+    });
+    let hup = || {
+        let status = Command::new("kill")
+            .args(["-HUP", &child.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+
+    // A second rule directory, a query limit of one series, and a detection threshold (which
+    // needs a restart).
+    let paths = format!("{}, {}", first.display(), second.display());
+    std::fs::write(
+        &config_path,
+        config(&paths, "  query_max_series: 1\ndetect:\n  threshold: 0.5\n")
+            .replace("  query_max_series: 100\n", ""),
+    )
+    .unwrap();
+    hup();
+    let rules = || http_get(&format!("{base}/api/v1/rules"));
+    wait_for("the second rule file", &|| rules().contains("rl_three"));
+    let metrics = || http_get(&format!("{base}/metrics"));
+    wait_for("the restart-required gauge", &|| {
+        gauge(&metrics(), "redline_collector_config_restart_required") == Some(1.0)
+    });
+    assert_eq!(
+        gauge(
+            &metrics(),
+            "redline_collector_config_last_reload_successful"
+        ),
+        Some(1.0)
+    );
+    let (status, body) = http_request("GET", &both);
+    assert_eq!(status, 422, "the lowered query limit applies: {body}");
+    assert!(body.contains("more than the limit of 1"), "{body}");
+    assert_eq!(
+        active_at(),
+        Some(fired_at.clone()),
+        "the alert kept its state"
+    );
+
+    // The same file again through the API: nothing more applied, the restart still pending.
+    let (status, body) = http_request("POST", &format!("{base}/-/reload"));
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("changed, in force after a restart: detect") && !body.contains("applied"),
+        "{body}"
+    );
+
+    // A broken file changes nothing and says where it is broken.
+    std::fs::write(&config_path, "rules:\n  paths: []\n  bogus: 1\n").unwrap();
+    let (status, body) = http_request("POST", &format!("{base}/-/reload"));
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("collector.yaml") && body.contains("bogus"),
+        "the error names the file and the key: {body}"
+    );
+    assert_eq!(
+        gauge(
+            &metrics(),
+            "redline_collector_config_last_reload_successful"
+        ),
+        Some(0.0)
+    );
+    assert!(rules().contains("rl_three"), "the rules in force stay");
+    assert_eq!(active_at(), Some(fired_at), "the alert kept its state");
+}

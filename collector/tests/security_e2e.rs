@@ -228,7 +228,7 @@ async fn tokens_guard_ingest_reads_and_writes() {
 
     // Rotation: a new token file, reloaded, turns the old token away.
     write(dir.path(), "ingest", "agent-three\n");
-    assert!(c.reloader.reload().await.unwrap().is_empty());
+    assert!(c.reloader.reload().await.unwrap().errors.is_empty());
     let e = grpc
         .export(with_token(request("t_metric", 4.0), "agent-one"))
         .await
@@ -239,7 +239,7 @@ async fn tokens_guard_ingest_reads_and_writes() {
         .unwrap();
     // A broken token file at reload keeps the tokens in force and says so.
     write(dir.path(), "ingest", "\n");
-    let problems = c.reloader.reload().await.unwrap();
+    let problems = c.reloader.reload().await.unwrap().errors;
     assert!(
         problems
             .iter()
@@ -459,7 +459,7 @@ async fn tls_mtls_and_certificate_reload() {
     let expired = pki.server("expired", true);
     std::fs::copy(&expired.cert_file, &server.cert_file).unwrap();
     std::fs::copy(&expired.key_file, &server.key_file).unwrap();
-    assert!(c.reloader.reload().await.unwrap().is_empty());
+    assert!(c.reloader.reload().await.unwrap().errors.is_empty());
     // A new client: a pooled connection would still carry the old certificate.
     let err = https_client(&ca)
         .get(format!("https://localhost:{}/healthz", c.http.port()))
@@ -471,7 +471,7 @@ async fn tls_mtls_and_certificate_reload() {
     let fresh = pki.server("fresh", false);
     std::fs::copy(&fresh.cert_file, &server.cert_file).unwrap();
     std::fs::copy(&fresh.key_file, &server.key_file).unwrap();
-    assert!(c.reloader.reload().await.unwrap().is_empty());
+    assert!(c.reloader.reload().await.unwrap().errors.is_empty());
     assert_eq!(
         https_client(&ca)
             .get(format!("https://localhost:{}/healthz", c.http.port()))
@@ -484,7 +484,7 @@ async fn tls_mtls_and_certificate_reload() {
     );
     // A key that does not fit is refused at reload; the certificate in force stays.
     std::fs::write(&server.key_file, &client.key_pem).unwrap();
-    let problems = c.reloader.reload().await.unwrap();
+    let problems = c.reloader.reload().await.unwrap().errors;
     assert!(
         problems.iter().any(|p| p.contains("does not fit")),
         "{problems:?}"
@@ -577,4 +577,67 @@ fn validate_names_unreadable_security_files() {
         stderr.contains("tls.listeners: \"grpc\" is not one of otlp_grpc, otlp_http, http"),
         "{stderr}"
     );
+}
+
+/// A configuration reload (as SIGHUP does, through the collector's config source) turns on
+/// ingest tokens and lowers the cardinality limit for the requests that follow; the series
+/// already stored keep being written.
+#[tokio::test]
+async fn a_reloaded_configuration_applies_tokens_and_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let initial = support::collector::config(&dir.path().join("data"));
+    let current = std::sync::Arc::new(std::sync::Mutex::new(initial.clone()));
+    let mut collector = redline_collector::bind(initial).await.unwrap();
+    let source = current.clone();
+    collector.reload_config_from(std::sync::Arc::new(move || {
+        Ok(source.lock().unwrap().clone())
+    }));
+    let grpc_addr = collector.otlp_grpc_addr();
+    let reloader = collector.reloader();
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(collector.run(async {
+        let _ = rx.await;
+    }));
+    let mut grpc = MetricsServiceClient::connect(format!("http://{grpc_addr}"))
+        .await
+        .unwrap();
+    let first = grpc.export(request("rl_first", 1.0)).await.unwrap();
+    assert!(first.into_inner().partial_success.is_none());
+
+    {
+        let mut next = current.lock().unwrap();
+        next.security.tokens.ingest = Some(write(dir.path(), "ingest", "agent\n"));
+        next.series_limits.max_series = 1;
+    }
+    let outcome = reloader.reload().await.unwrap();
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    assert_eq!(
+        outcome.changes.applied,
+        vec!["limits.max_series", "auth"],
+        "{outcome:?}"
+    );
+    assert!(outcome.changes.restart_required.is_empty());
+
+    let refused = grpc.export(request("rl_first", 2.0)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    // The stored series is still written; a new one is over the limit.
+    let kept = grpc
+        .export(with_token(request("rl_first", 3.0), "agent"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(kept.partial_success.is_none(), "{kept:?}");
+    let over = grpc
+        .export(with_token(request("rl_second", 1.0), "agent"))
+        .await
+        .unwrap()
+        .into_inner();
+    let partial = over.partial_success.expect("the new series is refused");
+    assert_eq!(partial.rejected_data_points, 1);
+    assert!(
+        partial.error_message.contains("limits.max_series"),
+        "{partial:?}"
+    );
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
 }

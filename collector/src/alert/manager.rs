@@ -48,6 +48,9 @@ pub fn generator_url(external_url: &str, expr: &str) -> String {
 
 /// A request to reload the rule files; the reply carries the load errors (empty when clean).
 pub struct ReloadRequest {
+    /// The rule settings of a reloaded configuration (other paths, interval, debounce,
+    /// external labels); `None` reloads the files named by the settings in force.
+    pub config: Option<RulesConfig>,
     pub reply: oneshot::Sender<Vec<String>>,
 }
 
@@ -175,7 +178,7 @@ impl Manager {
 
     /// Runs until `stop` turns true. Reload requests arrive on `reloads`.
     pub async fn run(
-        self,
+        mut self,
         mut reloads: mpsc::Receiver<ReloadRequest>,
         mut stop: watch::Receiver<bool>,
     ) {
@@ -281,6 +284,19 @@ impl Manager {
                 Some(request) => {
                     tracing::info!("reloading rules");
                     metrics::counter!("redline_collector_rule_reloads_total").increment(1);
+                    // Every group task has stopped and handed back its alerts, so nothing
+                    // else holds the context: the new settings apply to all the groups that
+                    // start next.
+                    if let Some(config) = request.config {
+                        let ctx = &self.ctx;
+                        self.ctx = Arc::new(Context {
+                            store: ctx.store.clone(),
+                            engine: ctx.engine.clone(),
+                            config,
+                            status: ctx.status.clone(),
+                            events: ctx.events.clone(),
+                        });
+                    }
                     pending_reply = Some(request.reply);
                 }
                 None => return,

@@ -272,17 +272,18 @@ async fn alert_history(State(api): State<Api>, RawQuery(q): RawQuery) -> Respons
     }
 }
 
+/// `POST /-/reload`: 200 when everything reloaded, 500 naming the problems otherwise (as
+/// Prometheus answers); the body also names changed settings that wait for a restart.
 async fn reload(State(api): State<Api>) -> Response {
     match api.reloader.reload().await {
-        Ok(errors) if errors.is_empty() => (StatusCode::OK, "rules reloaded\n").into_response(),
-        Ok(errors) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!(
-                "rules reloaded with errors (the valid rules are active):\n{}\n",
-                errors.join("\n")
-            ),
-        )
-            .into_response(),
+        Ok(outcome) => {
+            let status = if outcome.errors.is_empty() {
+                StatusCode::OK
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            (status, outcome.report()).into_response()
+        }
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
     }
 }

@@ -100,6 +100,9 @@ type Digest = [u8; 32];
 
 #[derive(Debug, Default)]
 struct Sets {
+    /// The files the sets were read from: a reload re-reads them, a configuration reload may
+    /// name others.
+    files: TokenFiles,
     ingest: Option<Vec<Digest>>,
     read: Option<Vec<Digest>>,
     write: Option<Vec<Digest>>,
@@ -108,7 +111,6 @@ struct Sets {
 /// The tokens in force; cheap to clone and shared by every listener.
 #[derive(Clone, Debug)]
 pub struct Tokens {
-    files: TokenFiles,
     sets: Arc<RwLock<Sets>>,
 }
 
@@ -160,7 +162,6 @@ impl Tokens {
     /// Tokens that let everything through.
     pub fn open() -> Tokens {
         Tokens {
-            files: TokenFiles::default(),
             sets: Arc::default(),
         }
     }
@@ -168,12 +169,12 @@ impl Tokens {
     /// Reads every configured token file; any problem is an error.
     pub fn load(files: &TokenFiles) -> Result<Tokens, TokenError> {
         let sets = Sets {
+            files: files.clone(),
             ingest: load_set(files.ingest.as_deref(), Scope::Ingest)?,
             read: load_set(files.read.as_deref(), Scope::Read)?,
             write: load_set(files.write.as_deref(), Scope::Write)?,
         };
         Ok(Tokens {
-            files: files.clone(),
             sets: Arc::new(RwLock::new(sets)),
         })
     }
@@ -181,6 +182,17 @@ impl Tokens {
     /// Re-reads the files. A file that cannot be read keeps its previous tokens; the problems
     /// are returned for the reload's report.
     pub fn reload(&self) -> Vec<String> {
+        let files = match self.sets.read() {
+            Ok(sets) => sets.files.clone(),
+            Err(_) => return vec!["token state is poisoned; the tokens in force stay".into()],
+        };
+        self.reconfigure(&files)
+    }
+
+    /// Reads the tokens from `files` (a configuration reload may name other files, add a scope
+    /// or drop one). Each scope changes only when its file could be read: a scope whose file
+    /// fails keeps its previous file and tokens, and the problem is returned.
+    pub fn reconfigure(&self, files: &TokenFiles) -> Vec<String> {
         let mut problems = Vec::new();
         let mut fresh = |path: Option<&Path>, scope| match load_set(path, scope) {
             Ok(set) => Some(set),
@@ -189,18 +201,21 @@ impl Tokens {
                 None
             }
         };
-        let ingest = fresh(self.files.ingest.as_deref(), Scope::Ingest);
-        let read = fresh(self.files.read.as_deref(), Scope::Read);
-        let write = fresh(self.files.write.as_deref(), Scope::Write);
+        let ingest = fresh(files.ingest.as_deref(), Scope::Ingest);
+        let read = fresh(files.read.as_deref(), Scope::Read);
+        let write = fresh(files.write.as_deref(), Scope::Write);
         if let Ok(mut sets) = self.sets.write() {
             if let Some(s) = ingest {
                 sets.ingest = s;
+                sets.files.ingest = files.ingest.clone();
             }
             if let Some(s) = read {
                 sets.read = s;
+                sets.files.read = files.read.clone();
             }
             if let Some(s) = write {
                 sets.write = s;
+                sets.files.write = files.write.clone();
             }
         }
         problems

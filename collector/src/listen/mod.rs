@@ -264,6 +264,28 @@ impl Security {
         problems
     }
 
+    /// Applies a reloaded configuration's tokens and certificates: token files may be added,
+    /// removed or renamed, and TLS listeners may use other files or change whether they ask
+    /// for client certificates. Whether a listener speaks TLS at all is fixed until a restart
+    /// (`crate::reload` reports that change). What fails keeps its previous state; the
+    /// problems are returned.
+    pub fn reconfigure(&self, config: &crate::config::SecurityConfig) -> Vec<String> {
+        let mut problems = self.tokens.reconfigure(&config.tokens);
+        for (name, tls) in crate::config::ListenerName::ALL.into_iter().zip(&self.tls) {
+            let (Some(tls), Some(wanted)) = (tls, &config.tls) else {
+                continue;
+            };
+            let require = wanted.client_auth_listeners.contains(&name);
+            if let Err(e) = tls.reconfigure(&wanted.files, require) {
+                let e = format!("{e}; the certificates in force stay");
+                if !problems.contains(&e) {
+                    problems.push(e);
+                }
+            }
+        }
+        problems
+    }
+
     /// The URL scheme a listener speaks.
     pub fn scheme(&self, listener: crate::config::ListenerName) -> &'static str {
         let i = crate::config::ListenerName::ALL

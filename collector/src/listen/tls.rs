@@ -110,10 +110,15 @@ fn build(
 /// A listener's TLS configuration, reloadable; cheap to clone.
 #[derive(Clone)]
 pub struct ServerTls {
+    alpn: Vec<&'static [u8]>,
+    current: Arc<RwLock<Current>>,
+}
+
+/// The files and client-certificate setting in force, and the configuration built from them.
+struct Current {
     files: TlsFiles,
     require_client_cert: bool,
-    alpn: Vec<&'static [u8]>,
-    current: Arc<RwLock<Arc<rustls::ServerConfig>>>,
+    config: Arc<rustls::ServerConfig>,
 }
 
 impl ServerTls {
@@ -126,18 +131,38 @@ impl ServerTls {
     ) -> Result<ServerTls, TlsError> {
         let config = build(files, require_client_cert, alpn)?;
         Ok(ServerTls {
-            files: files.clone(),
-            require_client_cert,
             alpn: alpn.to_vec(),
-            current: Arc::new(RwLock::new(Arc::new(config))),
+            current: Arc::new(RwLock::new(Current {
+                files: files.clone(),
+                require_client_cert,
+                config: Arc::new(config),
+            })),
         })
     }
 
     /// Re-reads the files; on error the configuration in force stays.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let config = build(&self.files, self.require_client_cert, &self.alpn)?;
+        let (files, require) = match self.current.read() {
+            Ok(c) => (c.files.clone(), c.require_client_cert),
+            Err(poisoned) => {
+                let c = poisoned.into_inner();
+                (c.files.clone(), c.require_client_cert)
+            }
+        };
+        self.reconfigure(&files, require)
+    }
+
+    /// Builds a configuration from `files` (a configuration reload may name other files or
+    /// turn client certificates on or off) and uses it for the connections that follow; on
+    /// error the configuration in force stays. Connections already open keep theirs.
+    pub fn reconfigure(&self, files: &TlsFiles, require_client_cert: bool) -> Result<(), TlsError> {
+        let config = build(files, require_client_cert, &self.alpn)?;
         if let Ok(mut current) = self.current.write() {
-            *current = Arc::new(config);
+            *current = Current {
+                files: files.clone(),
+                require_client_cert,
+                config: Arc::new(config),
+            };
         }
         Ok(())
     }
@@ -145,13 +170,16 @@ impl ServerTls {
     /// The acceptor for the next connection.
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         let config = match self.current.read() {
-            Ok(c) => c.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+            Ok(c) => c.config.clone(),
+            Err(poisoned) => poisoned.into_inner().config.clone(),
         };
         tokio_rustls::TlsAcceptor::from(config)
     }
 
     pub fn requires_client_cert(&self) -> bool {
-        self.require_client_cert
+        match self.current.read() {
+            Ok(c) => c.require_client_cert,
+            Err(poisoned) => poisoned.into_inner().require_client_cert,
+        }
     }
 }

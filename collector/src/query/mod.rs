@@ -101,8 +101,9 @@ impl QueryError {
 pub struct Engine {
     store: Store,
     /// Series and samples one query may load, and how long it may run (the API's `timeout`
-    /// parameter can only shorten it).
-    limits: QueryLimits,
+    /// parameter can only shorten it). A `watch` so a configuration reload changes them for
+    /// the queries that start after it.
+    limits: tokio::sync::watch::Receiver<QueryLimits>,
 }
 
 pub(crate) fn is_stale(s: &Sample) -> bool {
@@ -145,6 +146,15 @@ impl SeriesSource for Fetched {
 
 impl Engine {
     pub fn new(store: Store, limits: QueryLimits) -> Self {
+        // The receiver keeps the last value after its sender is gone.
+        Engine::with_live_limits(store, tokio::sync::watch::channel(limits).1)
+    }
+
+    /// An engine whose limits follow `limits` (configuration reloads).
+    pub fn with_live_limits(
+        store: Store,
+        limits: tokio::sync::watch::Receiver<QueryLimits>,
+    ) -> Self {
         Engine { store, limits }
     }
 
@@ -153,9 +163,9 @@ impl Engine {
         parse::parse(query)
     }
 
-    /// The configured limits.
-    pub fn limits(&self) -> &QueryLimits {
-        &self.limits
+    /// The limits in force.
+    pub fn limits(&self) -> QueryLimits {
+        self.limits.borrow().clone()
     }
 
     /// Evaluates an instant query at `t` (ms).
@@ -246,14 +256,15 @@ impl Engine {
         window: Window,
         timeout: Option<Duration>,
     ) -> Result<Value, QueryError> {
-        let timeout = timeout.map_or(self.limits.timeout, |t| t.min(self.limits.timeout));
+        let limits = self.limits();
+        let timeout = timeout.map_or(limits.timeout, |t| t.min(limits.timeout));
         let deadline = tokio::time::Instant::now() + timeout;
         let options = EvalOptions {
-            max_samples: self.limits.max_samples,
+            max_samples: limits.max_samples,
             ..EvalOptions::default()
         };
         let needs = plan::plan(&expr, window.start, window.end, &options)?;
-        let fetched = tokio::time::timeout_at(deadline, self.fetch(needs))
+        let fetched = tokio::time::timeout_at(deadline, self.fetch(needs, &limits))
             .await
             .map_err(|_| QueryError::Timeout("query preparation"))??;
 
@@ -280,24 +291,28 @@ impl Engine {
 
     /// Loads every planned selector, each once over the union of the ranges it needs, keeping
     /// the total number of samples within `max_samples`.
-    async fn fetch(&self, needs: Vec<plan::Need>) -> Result<Fetched, QueryError> {
+    async fn fetch(
+        &self,
+        needs: Vec<plan::Need>,
+        limits: &QueryLimits,
+    ) -> Result<Fetched, QueryError> {
         let mut by_key = HashMap::new();
         let mut loaded = 0usize;
         for need in needs {
-            let remaining = self.limits.max_samples.saturating_sub(loaded);
+            let remaining = limits.max_samples.saturating_sub(loaded);
             let series = self
                 .store
                 .select(
                     need.matchers,
                     need.start_ms,
                     need.end_ms,
-                    self.limits.max_series,
+                    limits.max_series,
                     remaining,
                 )
                 .await
                 .map_err(|e| match e {
                     StoreError::TooManySamples { .. } => StoreError::TooManySamples {
-                        limit: self.limits.max_samples,
+                        limit: limits.max_samples,
                     }
                     .into(),
                     other => QueryError::from(other),

@@ -76,6 +76,9 @@ pub struct Ingest {
     forward_otlp: bool,
     /// Permits for requests in progress (`ReceiverLimits::max_concurrent_requests`).
     in_flight: std::sync::Arc<tokio::sync::Semaphore>,
+    /// The series, label and timestamp limits in force: `limits.ingest` at start, then what
+    /// configuration reloads set (`Ingest::with_live_limits`).
+    ingest_limits: tokio::sync::watch::Receiver<limits::IngestLimits>,
 }
 
 /// Why an export was refused. `retryable` decides between UNAVAILABLE/503 (the client keeps
@@ -122,10 +125,20 @@ impl Ingest {
                 limits.max_concurrent_requests.max(1),
             )),
             store,
+            ingest_limits: tokio::sync::watch::channel(limits.ingest).1,
             limits,
             tokens: crate::listen::Tokens::open(),
             forward_otlp: false,
         }
+    }
+
+    /// Applies the series, label and timestamp limits `limits` holds, from now on.
+    pub fn with_live_limits(
+        mut self,
+        limits: tokio::sync::watch::Receiver<limits::IngestLimits>,
+    ) -> Self {
+        self.ingest_limits = limits;
+        self
     }
 
     /// Requires one of `tokens`' ingest tokens on the OTLP/HTTP routes (the gRPC listener
@@ -149,7 +162,8 @@ impl Ingest {
         mut batch: WriteBatch,
         mut dropped: convert::Dropped,
     ) -> Result<Accepted, IngestError> {
-        if let Err(e) = limits::apply(&mut batch, &mut dropped, &self.limits.ingest, now().0) {
+        let ingest_limits = *self.ingest_limits.borrow();
+        if let Err(e) = limits::apply(&mut batch, &mut dropped, &ingest_limits, now().0) {
             metrics::counter!("redline_collector_rejected_total", "signal" => signal, "reason" => e.limit)
                 .increment(1);
             return Err(IngestError {

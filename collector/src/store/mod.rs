@@ -263,6 +263,8 @@ enum Command {
     /// From now on, hand committed samples of matching series and summaries of committed
     /// spans to this tap (replacing any earlier one).
     Tap(CommitTap),
+    /// From now on, apply these cardinality limits to new series (a configuration reload).
+    SetSeriesLimits(SeriesLimits),
     /// Delete these delivered rows of a forward queue (target, row ids).
     ForwardAck(
         String,
@@ -673,6 +675,16 @@ impl Store {
             .await
             .map_err(|_| StoreError::Closed)?;
         Ok(rx)
+    }
+
+    /// Changes the cardinality limits for the commits that follow (a configuration reload).
+    /// Lowering a limit below the series already stored refuses new series only; nothing
+    /// stored is removed.
+    pub async fn set_series_limits(&self, limits: SeriesLimits) -> Result<(), StoreError> {
+        self.commands
+            .send(Command::SetSeriesLimits(limits))
+            .await
+            .map_err(|_| StoreError::Closed)
     }
 
     /// Runs `f` on the writer's connection, between group commits, and returns its result.

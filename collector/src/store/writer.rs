@@ -286,6 +286,10 @@ impl Writer {
                 self.tap_picks.clear();
                 false
             }
+            Command::SetSeriesLimits(limits) => {
+                self.series_limits = limits;
+                false
+            }
             Command::ForwardAck(target, ids, reply) => {
                 let _ = reply.send(self.forward.ack(&mut self.conn, &target, &ids));
                 false

@@ -37,10 +37,12 @@
 //! `/metrics`. The whole shutdown is bounded by `exporter.drain_timeout` (plus a second).
 //!
 //! [`Agent::reloader`] hands out a [`Reloader`]; `main` calls it on SIGHUP. The reload task
-//! (spawned by [`Agent::run`], ended with it) re-reads the token and certificate files and
-//! publishes a new export client and new listener credentials through `watch` channels; the
-//! spool and the connections in progress are untouched. A reload that fails to read a file
-//! keeps the previous credentials and says why.
+//! (spawned by [`Agent::run`], ended with it) re-reads the configuration file when the agent
+//! was started from one ([`Agent::reload_config_from`]; [`reload`] says what applies live and
+//! what waits for a restart), re-reads the token and certificate files, and publishes a new
+//! export client, new listener credentials and new host-metrics settings through `watch`
+//! channels; the spool and the connections in progress are untouched. A file that fails to
+//! load keeps what was in force and says why.
 
 pub mod collect;
 pub mod config;
@@ -49,6 +51,7 @@ pub mod export;
 pub mod exposition;
 pub mod listen;
 pub mod relay;
+pub mod reload;
 pub mod systemd;
 pub mod telemetry;
 
@@ -73,7 +76,12 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Asks a running agent to re-read its token and certificate files (what SIGHUP does).
+/// Reads the configuration again: the file the agent started from, with the same
+/// command-line overrides. The error names the file and the problem.
+pub type ConfigSource = Arc<dyn Fn() -> Result<Config, String> + Send + Sync>;
+
+/// Asks a running agent to re-read its configuration, token and certificate files (what
+/// SIGHUP does).
 /// Cheap to clone; a request made before the agent runs is served when it starts.
 #[derive(Debug, Clone)]
 pub struct Reloader(Arc<Notify>);
@@ -87,9 +95,11 @@ impl Reloader {
 
 /// An agent whose listeners are bound (so port 0 resolves) and whose spool is open and locked,
 /// but which does not run yet.
-#[derive(Debug)]
 pub struct Agent {
     config: Config,
+    /// Where a reload reads the configuration again; `None` re-reads only the token and
+    /// certificate files the configuration in force names.
+    source: Option<ConfigSource>,
     /// Opened and `flock`ed by [`bind`]; [`Agent::run`] moves it into the exporter task, which
     /// holds it (and the lock) until it returns.
     spool: Spool,
@@ -104,6 +114,18 @@ pub struct Agent {
     metrics_addr: SocketAddr,
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("config", &self.config)
+            .field("reloads_config_file", &self.source.is_some())
+            .field("metrics_addr", &self.metrics_addr)
+            .field("grpc_addr", &self.grpc_addr)
+            .field("http_addr", &self.http_addr)
+            .finish_non_exhaustive()
+    }
 }
 
 async fn listen(addr: SocketAddr, what: &str) -> anyhow::Result<(TcpListener, SocketAddr)> {
@@ -136,6 +158,7 @@ pub async fn bind(config: Config) -> anyhow::Result<Agent> {
         listen(config.relay.http_listen, "the OTLP/HTTP relay").await?;
     Ok(Agent {
         config,
+        source: None,
         spool,
         recovery,
         reload: Arc::new(Notify::new()),
@@ -165,7 +188,12 @@ async fn wait_true(mut rx: watch::Receiver<bool>) {
 const GRACE: Duration = Duration::from_secs(1);
 
 impl Agent {
-    /// A handle that makes the running agent re-read its token and certificate files.
+    /// Makes reloads read the configuration again through `source`.
+    pub fn reload_config_from(&mut self, source: ConfigSource) {
+        self.source = Some(source);
+    }
+
+    /// A handle that makes the running agent reload.
     pub fn reloader(&self) -> Reloader {
         Reloader(self.reload.clone())
     }
@@ -193,6 +221,7 @@ impl Agent {
     ) -> anyhow::Result<()> {
         let Agent {
             config,
+            source,
             spool,
             recovery,
             reload,
@@ -227,13 +256,16 @@ impl Agent {
             config.telemetry.tls.as_ref(),
             config.telemetry.token_file.as_deref(),
         )?);
+        let (host_metrics_tx, host_metrics_rx) = watch::channel(config.host_metrics.clone());
         let reload_task = tokio::spawn(reload_loop(
             reload,
+            source,
             config.clone(),
             Reloadable {
                 client: client_tx,
                 relay: relay_tx,
                 metrics: metrics_tx,
+                host_metrics: host_metrics_tx,
             },
             telemetry.clone(),
         ));
@@ -274,6 +306,7 @@ impl Agent {
             collect::CollectTask {
                 collector,
                 interval: config.host_metrics.interval,
+                settings: host_metrics_rx,
                 queue: queue.clone(),
                 telemetry: telemetry.clone(),
                 exposition: expo_tx,
@@ -384,59 +417,105 @@ struct Reloadable {
     relay: listen::CredentialsTx,
     /// `/metrics` listener's token and TLS.
     metrics: listen::CredentialsTx,
+    /// `host_metrics`; the receiver: the collect task.
+    host_metrics: watch::Sender<config::HostMetricsConfig>,
 }
 
-/// Serves reload requests until aborted: re-reads every token and certificate file and
-/// publishes what loaded; what fails to load keeps its previous value (and is logged).
+/// Serves reload requests until aborted: re-reads the configuration file (when there is one)
+/// and every token and certificate file, and publishes what loaded; what fails to load keeps
+/// its previous value (and is logged).
 async fn reload_loop(
     reload: Arc<Notify>,
-    config: Config,
+    source: Option<ConfigSource>,
+    mut running: Config,
     to: Reloadable,
     telemetry: Arc<telemetry::Telemetry>,
 ) {
     loop {
         reload.notified().await;
+        let fresh = match &source {
+            None => running.clone(),
+            Some(source) => match source() {
+                Ok(fresh) => fresh,
+                Err(e) => {
+                    tracing::error!(error = %e, "reload: the configuration file did not load; everything in force stays");
+                    telemetry.reload(false).increment(1);
+                    continue;
+                }
+            },
+        };
+        for w in &fresh.warnings {
+            tracing::warn!("{w}");
+        }
+        let changes = reload::changes(&running, &fresh);
+        let mut next = reload::apply(&running, &fresh);
         let mut ok = true;
-        let client = credentials::ExportCredentials::load(&config.exporter)
+        let client = credentials::ExportCredentials::load(&next.exporter)
             .map_err(|e| anyhow::anyhow!("{}: {e}", e.key()))
-            .and_then(|creds| export::client::Client::new(&config.exporter, &creds));
+            .and_then(|creds| export::client::Client::new(&next.exporter, &creds));
         match client {
             Ok(c) => {
                 to.client.send_replace(c);
             }
             Err(e) => {
                 ok = false;
-                tracing::error!(error = %format!("{e:#}"), "reload: keeping the previous exporter credentials");
+                tracing::error!(error = %format!("{e:#}"), "reload: keeping the previous exporter settings and credentials");
+                let keep = running.exporter.clone();
+                next.exporter.endpoint = keep.endpoint;
+                next.exporter.protocol = keep.protocol;
+                next.exporter.timeout = keep.timeout;
+                next.exporter.token_file = keep.token_file;
+                next.exporter.tls = keep.tls;
             }
         }
-        let listeners = [
-            (
-                "relay",
-                config.relay.tls.as_ref(),
-                config.relay.token_file.as_deref(),
-                &to.relay,
-            ),
-            (
-                "telemetry",
-                config.telemetry.tls.as_ref(),
-                config.telemetry.token_file.as_deref(),
-                &to.metrics,
-            ),
-        ];
-        for (section, tls, token, tx) in listeners {
-            match credentials::ListenerCredentials::load(section, tls, token) {
-                Ok(c) => {
-                    tx.send_replace(c);
-                }
-                Err(e) => {
-                    ok = false;
-                    tracing::error!(key = e.key(), error = %e, "reload: keeping the previous {section} credentials");
-                }
+        match credentials::ListenerCredentials::load(
+            "relay",
+            next.relay.tls.as_ref(),
+            next.relay.token_file.as_deref(),
+        ) {
+            Ok(c) => {
+                to.relay.send_replace(c);
+            }
+            Err(e) => {
+                ok = false;
+                tracing::error!(key = e.key(), error = %e, "reload: keeping the previous relay credentials");
+                next.relay.tls = running.relay.tls.clone();
+                next.relay.token_file = running.relay.token_file.clone();
             }
         }
+        match credentials::ListenerCredentials::load(
+            "telemetry",
+            next.telemetry.tls.as_ref(),
+            next.telemetry.token_file.as_deref(),
+        ) {
+            Ok(c) => {
+                to.metrics.send_replace(c);
+            }
+            Err(e) => {
+                ok = false;
+                tracing::error!(key = e.key(), error = %e, "reload: keeping the previous telemetry credentials");
+                next.telemetry.tls = running.telemetry.tls.clone();
+                next.telemetry.token_file = running.telemetry.token_file.clone();
+            }
+        }
+        // Sent only when it changed: the collect task rebuilds its collector on every value.
+        to.host_metrics.send_if_modified(|current| {
+            let changed = *current != next.host_metrics;
+            if changed {
+                *current = next.host_metrics.clone();
+            }
+            changed
+        });
+        running = next;
         telemetry.reload(ok).increment(1);
         if ok {
-            tracing::info!("reloaded tokens and certificates");
+            tracing::info!(applied = ?changes.applied, "reloaded configuration, tokens and certificates");
+        }
+        if !changes.restart_required.is_empty() {
+            tracing::warn!(
+                settings = ?changes.restart_required,
+                "configuration changes take effect only after a restart; the running values stay"
+            );
         }
     }
 }

@@ -5,9 +5,9 @@
 //! (a port in use, an unusable spool directory, a server dying), 2 unusable configuration or
 //! command line.
 //!
-//! Signals: SIGTERM and SIGINT shut down gracefully; SIGHUP re-reads the token and
-//! certificate files (see [`redline_agent::Reloader`]); the configuration file itself is read
-//! only at start.
+//! Signals: SIGTERM and SIGINT shut down gracefully; SIGHUP re-reads the configuration file
+//! (with the same flags) and the token and certificate files (see [`redline_agent::Reloader`]
+//! and [`redline_agent::reload`] for what applies without a restart).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,7 +34,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the agent until SIGTERM or SIGINT (SIGHUP reloads tokens and certificates).
+    /// Run the agent until SIGTERM or SIGINT (SIGHUP reloads the configuration, tokens and
+    /// certificates).
     Run(Box<RunArgs>),
     /// Check a configuration file and print "ok", or the problem (exit code 2).
     Validate {
@@ -56,7 +57,7 @@ enum Command {
     },
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 struct RunArgs {
     /// YAML configuration file (optional: every setting has a default).
     #[arg(long)]
@@ -134,13 +135,13 @@ fn init_logging() {
     }
 }
 
-fn load_config(args: RunArgs) -> Result<Config, String> {
+fn load_config(args: &RunArgs) -> Result<Config, String> {
     let mut config = match &args.config {
         Some(path) => Config::load(path).map_err(|e| e.to_string())?,
         None => Config::default(),
     };
-    if let Some(u) = args.collector {
-        config.exporter.endpoint = Some(u);
+    if let Some(u) = &args.collector {
+        config.exporter.endpoint = Some(u.clone());
     }
     if let Some(p) = args.protocol {
         config.exporter.protocol = p;
@@ -157,14 +158,14 @@ fn load_config(args: RunArgs) -> Result<Config, String> {
     if let Some(a) = args.otlp_http_listen {
         config.relay.http_listen = a;
     }
-    if let Some(d) = args.spool_dir {
-        config.exporter.queue.directory = d;
+    if let Some(d) = &args.spool_dir {
+        config.exporter.queue.directory = d.clone();
     }
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
+async fn run(config: Config, source: Option<redline_agent::ConfigSource>) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -172,7 +173,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
-    let agent = redline_agent::bind(config).await?;
+    let mut agent = redline_agent::bind(config).await?;
+    if let Some(source) = source {
+        agent.reload_config_from(source);
+    }
     // The spool is open and every listener bound: under systemd (`Type=notify`) this is when
     // `systemctl start` returns.
     redline_agent::systemd::ready();
@@ -180,7 +184,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     // Ends with the process: SIGHUP only ever asks for a reload.
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
-            tracing::info!("received SIGHUP; reloading tokens and certificates");
+            tracing::info!("received SIGHUP; reloading the configuration, tokens and certificates");
             reloader.reload();
         }
     });
@@ -214,13 +218,21 @@ fn main() -> ExitCode {
         },
         Command::Run(args) => {
             init_logging();
-            let config = match load_config(*args) {
+            let config = match load_config(&args) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("redline-agent: invalid configuration: {e}");
                     return ExitCode::from(2);
                 }
             };
+            // A reload reads the same file with the same overrides, so only what changed in
+            // the file counts as changed.
+            let source: Option<redline_agent::ConfigSource> = args.config.is_some().then(|| {
+                let args = args.clone();
+                let source: redline_agent::ConfigSource =
+                    std::sync::Arc::new(move || load_config(&args));
+                source
+            });
             // A small runtime: two workers for the relay and exporter, few blocking threads
             // (host collection uses one per cycle, kept alive across cycles).
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -236,7 +248,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            match runtime.block_on(run(config)) {
+            match runtime.block_on(run(config, source)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %format!("{e:#}"), "redline-agent failed");

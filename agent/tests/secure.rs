@@ -357,3 +357,109 @@ fn mismatched_client_key_is_named() {
         "{e}"
     );
 }
+
+/// SIGHUP re-reads `agent.yaml`: a new collector endpoint and token take over the export
+/// (with a fresh host collection at once, since `host_metrics` changed), the relay starts
+/// asking for a token, and a broken file changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reloaded_configuration_moves_the_export_and_guards_the_relay() {
+    let ca = Ca::new("redline test CA");
+    let server = ca.leaf(&["localhost"], false);
+    let (first, first_seen) = start_collector(&server, None, "alpha").await;
+    let (second, second_seen) = start_collector(&server, None, "beta").await;
+    let dir = tempfile::tempdir().unwrap();
+    let base = config(dir.path(), "localhost", first.port(), &ca);
+    let ca_file = dir.path().join("ca.pem");
+    let yaml = |port: u16, token: &Path, extra: &str| {
+        format!(
+            "exporter:\n  endpoint: https://localhost:{port}\n  timeout: 2s\n  retry_initial_backoff: 50ms\n  retry_max_backoff: 300ms\n  drain_timeout: 300ms\n  token_file: {}\n  queue:\n    directory: {}\n  tls:\n    ca_file: {}\n\
+             host_metrics:\n  interval: 1h\n{extra}\
+             relay:\n  grpc_listen: 127.0.0.1:0\n  http_listen: 127.0.0.1:0\n{}\
+             telemetry:\n  listen: 127.0.0.1:0\n",
+            token.display(),
+            base.exporter.queue.directory.display(),
+            ca_file.display(),
+            if extra.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "  token_file: {}\n",
+                    write(dir.path(), "relay-token", "app\n").display()
+                )
+            },
+        )
+    };
+    let alpha = write(dir.path(), "alpha", "alpha\n");
+    let beta = write(dir.path(), "beta", "beta\n");
+    let path = write(dir.path(), "agent.yaml", &yaml(first.port(), &alpha, ""));
+    let mut agent = redline_agent::bind(redline_agent::Config::load(&path).unwrap())
+        .await
+        .unwrap();
+    let source_path = path.clone();
+    agent.reload_config_from(Arc::new(move || {
+        redline_agent::Config::load(&source_path).map_err(|e| e.to_string())
+    }));
+    let relay = agent.otlp_http_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = Running {
+        metrics: agent.metrics_addr(),
+        reloader: agent.reloader(),
+        stop,
+        done: tokio::spawn(agent.run(async move {
+            let _ = stopped.await;
+        })),
+    };
+    eventually("the first collection at the first collector", || {
+        first_seen.accepted.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    let post = || async {
+        reqwest::Client::new()
+            .post(format!("http://{relay}/v1/metrics"))
+            .header("content-type", "application/x-protobuf")
+            .body(Vec::<u8>::new())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(post().await, 200, "the relay is open");
+
+    std::fs::write(
+        &path,
+        yaml(
+            second.port(),
+            &beta,
+            "  resource_attributes:\n    deployment.environment: reloaded\n",
+        ),
+    )
+    .unwrap();
+    running.reloader.reload();
+    eventually("a collection at the second collector", || {
+        second_seen.accepted.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    assert_eq!(second_seen.refused.load(Ordering::SeqCst), 0);
+    assert!(
+        second_seen
+            .tokens
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|t| t == "Bearer beta"),
+        "the new token goes with the new endpoint"
+    );
+    running
+        .scrape_until(r#"redline_agent_reloads_total{result="success"} 1"#)
+        .await;
+    assert_eq!(post().await, 401, "the relay now asks for a token");
+
+    std::fs::write(&path, "exporter:\n  bogus: 1\n").unwrap();
+    running.reloader.reload();
+    running
+        .scrape_until(r#"redline_agent_reloads_total{result="failure"} 1"#)
+        .await;
+    assert_eq!(post().await, 401, "a broken file changes nothing");
+    running.stop().await;
+}

@@ -296,6 +296,8 @@ impl HostCollector {
 pub struct CollectTask {
     pub(crate) collector: HostCollector,
     pub(crate) interval: Duration,
+    /// `host_metrics` as reloads change it: a new value rebuilds the collector and the ticker.
+    pub(crate) settings: watch::Receiver<HostMetricsConfig>,
     pub(crate) queue: QueueHandle,
     pub(crate) telemetry: Arc<Telemetry>,
     /// Latest `/metrics` rendering; the receivers live in the `/metrics` handler.
@@ -309,17 +311,33 @@ impl CollectTask {
         let CollectTask {
             collector,
             interval,
+            mut settings,
             queue,
             telemetry,
             exposition,
         } = self;
         let mut collector = Some(collector);
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let ticker = |interval| {
+            let mut t = tokio::time::interval(interval);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            t
+        };
+        let mut ticks = ticker(interval);
         loop {
             tokio::select! {
                 _ = shutdown.wait_for(|s| *s) => break,
-                _ = ticker.tick() => {}
+                _ = ticks.tick() => {}
+                Ok(()) = settings.changed() => {
+                    // A reload: new filters, resource attributes or interval. The next
+                    // collection (at once: a new ticker's first tick is immediate) uses them.
+                    let cfg = settings.borrow_and_update().clone();
+                    if collector.is_some() {
+                        collector = Some(HostCollector::new(&cfg));
+                    }
+                    ticks = ticker(cfg.interval);
+                    tracing::info!(interval = ?cfg.interval, "host metrics settings reloaded");
+                    continue;
+                }
             }
             let Some(mut c) = collector.take() else { break };
             let job = tokio::task::spawn_blocking(move || {

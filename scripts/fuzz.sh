@@ -5,8 +5,10 @@
 #
 #   scripts/fuzz.sh                   CI mode: every target for FUZZ_SECONDS (default 20) each
 #   scripts/fuzz.sh --long 3600       every target for 3600 s each; prints executions per target
+#   scripts/fuzz.sh --runs 10000000   every target until it has run 10 M inputs (no time limit)
 #   scripts/fuzz.sh promql otlp_http  only these targets (with or without --long N)
 #   scripts/fuzz.sh --build-only      build, run nothing
+#   scripts/fuzz.sh --no-build ...    run the binaries built last time (the tree may have moved on)
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz --locked`) and a C++ compiler (libfuzzer-sys
 # builds libFuzzer). It works on a stable toolchain: the targets are built with
@@ -42,13 +44,17 @@ timeout=${FUZZ_TIMEOUT:-20}
 rss_mb=${FUZZ_RSS_MB:-2048}
 jobs=${FUZZ_JOBS:-1}
 build_only=false
+no_build=false
 long=false
+runs=
 selected=()
 
 while [ $# -gt 0 ]; do
     case "$1" in
         --long) long=true; seconds=${2:?--long needs a number of seconds}; shift 2 ;;
+        --runs) long=true; runs=${2:?--runs needs a number of executions}; seconds=0; shift 2 ;;
         --build-only) build_only=true; shift ;;
+        --no-build) no_build=true; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
         *) selected+=("$1"); shift ;;
@@ -79,10 +85,12 @@ wanted() {
     return 1
 }
 
-printf '==> building fuzz targets (%s, %s)\n' "$build" "$(rustc --version)"
-for crate in "${crates[@]}"; do
-    (cd "$crate" && cargo fuzz build --sanitizer none "${flags[@]}" --target-dir "$target_dir")
-done
+if ! $no_build; then
+    printf '==> building fuzz targets (%s, %s)\n' "$build" "$(rustc --version)"
+    for crate in "${crates[@]}"; do
+        (cd "$crate" && cargo fuzz build --sanitizer none "${flags[@]}" --target-dir "$target_dir")
+    done
+fi
 $build_only && exit 0
 
 # One run: the work corpus first (libFuzzer adds new inputs to the first directory), then the
@@ -96,6 +104,7 @@ run_one() {
         -max_total_time="$seconds" -timeout="$timeout" -rss_limit_mb="$rss_mb"
         -artifact_prefix="$artifacts" -print_final_stats=1 -max_len=65536
     )
+    [ -n "$runs" ] && args+=(-runs="$runs")
     [ -f "$crate/dict/$name.dict" ] && args+=(-dict="$crate/dict/$name.dict")
     local start status=ok
     start=$(date +%s)
@@ -113,7 +122,11 @@ run_one() {
     fi
 }
 
-printf '==> running each target for %s s\n' "$seconds"
+if [ -n "$runs" ]; then
+    printf '==> running each target for %s executions\n' "$runs"
+else
+    printf '==> running each target for %s s\n' "$seconds"
+fi
 printf '%-18s %12s %8s %6s %-5s %s\n' target executions exec/s secs status crash_input
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT

@@ -98,6 +98,9 @@ fn start_agent(config: &Path) -> Child {
 }
 
 pub(super) async fn wait_ready(url: &str) {
+    // reqwest is built without a default rustls provider; whichever test runs first installs
+    // ring (an error only means it is installed already).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(r) = reqwest::get(url).await

@@ -468,35 +468,20 @@ async fn reload_loop(
                 next.exporter.tls = keep.tls;
             }
         }
-        match credentials::ListenerCredentials::load(
-            "relay",
-            next.relay.tls.as_ref(),
-            next.relay.token_file.as_deref(),
-        ) {
-            Ok(c) => {
-                to.relay.send_replace(c);
-            }
-            Err(e) => {
-                ok = false;
-                tracing::error!(key = e.key(), error = %e, "reload: keeping the previous relay credentials");
-                next.relay.tls = running.relay.tls.clone();
-                next.relay.token_file = running.relay.token_file.clone();
-            }
+        if !publish_listener("relay", &next.relay.tls, &next.relay.token_file, &to.relay) {
+            ok = false;
+            next.relay.tls = running.relay.tls.clone();
+            next.relay.token_file = running.relay.token_file.clone();
         }
-        match credentials::ListenerCredentials::load(
+        if !publish_listener(
             "telemetry",
-            next.telemetry.tls.as_ref(),
-            next.telemetry.token_file.as_deref(),
+            &next.telemetry.tls,
+            &next.telemetry.token_file,
+            &to.metrics,
         ) {
-            Ok(c) => {
-                to.metrics.send_replace(c);
-            }
-            Err(e) => {
-                ok = false;
-                tracing::error!(key = e.key(), error = %e, "reload: keeping the previous telemetry credentials");
-                next.telemetry.tls = running.telemetry.tls.clone();
-                next.telemetry.token_file = running.telemetry.token_file.clone();
-            }
+            ok = false;
+            next.telemetry.tls = running.telemetry.tls.clone();
+            next.telemetry.token_file = running.telemetry.token_file.clone();
         }
         // Sent only when it changed: the collect task rebuilds its collector on every value.
         to.host_metrics.send_if_modified(|current| {
@@ -516,6 +501,26 @@ async fn reload_loop(
                 settings = ?changes.restart_required,
                 "configuration changes take effect only after a restart; the running values stay"
             );
+        }
+    }
+}
+
+/// Loads a listener's token and TLS files and publishes them; `false` (logged) when a file did
+/// not load, in which case the listener keeps its credentials.
+fn publish_listener(
+    section: &'static str,
+    tls: &Option<config::ServerTlsConfig>,
+    token_file: &Option<std::path::PathBuf>,
+    to: &listen::CredentialsTx,
+) -> bool {
+    match credentials::ListenerCredentials::load(section, tls.as_ref(), token_file.as_deref()) {
+        Ok(c) => {
+            to.send_replace(c);
+            true
+        }
+        Err(e) => {
+            tracing::error!(key = e.key(), error = %e, "reload: keeping the previous {section} credentials");
+            false
         }
     }
 }

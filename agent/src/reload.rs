@@ -25,58 +25,50 @@ pub struct Changes {
     pub restart_required: Vec<&'static str>,
 }
 
+/// `[(name, changed)]`: for each named setting, whether the expression differs between the
+/// configurations `$a` and `$b` (the expression reads the setting from `$c`).
+macro_rules! compare {
+    ($a:expr, $b:expr; $($name:literal => |$c:ident| $e:expr),* $(,)?) => {
+        [$(($name, { let $c = $a; $e } != { let $c = $b; $e })),*]
+    };
+}
+
+/// The names whose setting changed.
+fn changed<const N: usize>(table: [(&'static str, bool); N]) -> Vec<&'static str> {
+    table
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect()
+}
+
 /// Compares the configuration in force with a freshly loaded one.
 pub fn changes(running: &Config, fresh: &Config) -> Changes {
-    let (a, b) = (running, fresh);
-    let (ea, eb) = (&a.exporter, &b.exporter);
-    let mut out = Changes::default();
-    let mut live = |name: &'static str, changed: bool| {
-        if changed {
-            out.applied.push(name);
-        }
-    };
-    live("exporter.endpoint", ea.endpoint != eb.endpoint);
-    live("exporter.protocol", ea.protocol != eb.protocol);
-    live("exporter.timeout", ea.timeout != eb.timeout);
-    live("exporter.token_file", ea.token_file != eb.token_file);
-    live("exporter.tls", ea.tls != eb.tls);
-    live("relay.tls", a.relay.tls != b.relay.tls);
-    live("relay.token_file", a.relay.token_file != b.relay.token_file);
-    live("telemetry.tls", a.telemetry.tls != b.telemetry.tls);
-    live(
-        "telemetry.token_file",
-        a.telemetry.token_file != b.telemetry.token_file,
+    let applied = compare!(running, fresh;
+        "exporter.endpoint" => |c| &c.exporter.endpoint,
+        "exporter.protocol" => |c| c.exporter.protocol,
+        "exporter.timeout" => |c| c.exporter.timeout,
+        "exporter.token_file" => |c| &c.exporter.token_file,
+        "exporter.tls" => |c| &c.exporter.tls,
+        "relay.tls" => |c| &c.relay.tls,
+        "relay.token_file" => |c| &c.relay.token_file,
+        "telemetry.tls" => |c| &c.telemetry.tls,
+        "telemetry.token_file" => |c| &c.telemetry.token_file,
+        "host_metrics" => |c| &c.host_metrics,
     );
-    live("host_metrics", a.host_metrics != b.host_metrics);
-    let mut restart = |name: &'static str, changed: bool| {
-        if changed {
-            out.restart_required.push(name);
-        }
-    };
-    restart("exporter.queue", ea.queue != eb.queue);
-    restart(
-        "exporter.max_batch_items",
-        ea.max_batch_items != eb.max_batch_items,
+    let restart_required = compare!(running, fresh;
+        "exporter.queue" => |c| &c.exporter.queue,
+        "exporter.max_batch_items" => |c| c.exporter.max_batch_items,
+        "exporter.retry" => |c| c.exporter.retry,
+        "exporter.drain_timeout" => |c| c.exporter.drain_timeout,
+        "relay.grpc_listen" => |c| c.relay.grpc_listen,
+        "relay.http_listen" => |c| c.relay.http_listen,
+        "relay.max_request_bytes" => |c| c.relay.max_request_bytes,
+        "telemetry.listen" => |c| c.telemetry.listen,
     );
-    restart("exporter.retry", ea.retry != eb.retry);
-    restart(
-        "exporter.drain_timeout",
-        ea.drain_timeout != eb.drain_timeout,
-    );
-    restart(
-        "relay.grpc_listen",
-        a.relay.grpc_listen != b.relay.grpc_listen,
-    );
-    restart(
-        "relay.http_listen",
-        a.relay.http_listen != b.relay.http_listen,
-    );
-    restart(
-        "relay.max_request_bytes",
-        a.relay.max_request_bytes != b.relay.max_request_bytes,
-    );
-    restart("telemetry.listen", a.telemetry.listen != b.telemetry.listen);
-    out
+    Changes {
+        applied: changed(applied),
+        restart_required: changed(restart_required),
+    }
 }
 
 /// `running` with the settings of `fresh` that a reload applies; the others keep their

@@ -68,143 +68,86 @@ pub struct Changes {
     pub restart_required: Vec<&'static str>,
 }
 
-/// Whether two values differ, by their `Debug` form. The validated configuration holds parsed
-/// matchers, regexes and durations that do not all implement `PartialEq`; their `Debug`
-/// output is deterministic (no hash maps), so equal text means equal settings.
-fn differs<T: std::fmt::Debug>(a: &T, b: &T) -> bool {
-    format!("{a:?}") != format!("{b:?}")
+/// A value's `Debug` form, to compare sections that hold parsed matchers, regexes and
+/// durations, which do not all implement `PartialEq`. Their `Debug` output is deterministic
+/// (no hash maps), so equal text means equal settings.
+fn debug_text<T: std::fmt::Debug>(value: &T) -> String {
+    format!("{value:?}")
+}
+
+/// `[(name, changed)]`: for each named setting, whether the expression differs between the
+/// configurations `$a` and `$b` (the expression reads the setting from `$c`).
+macro_rules! compare {
+    ($a:expr, $b:expr; $($name:literal => |$c:ident| $e:expr),* $(,)?) => {
+        [$(($name, { let $c = $a; $e } != { let $c = $b; $e })),*]
+    };
+}
+
+/// The names whose setting changed.
+fn changed<const N: usize>(table: [(&'static str, bool); N]) -> Vec<&'static str> {
+    table
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect()
 }
 
 /// Compares the configuration in force with a freshly loaded one. Pure.
 pub fn changes(running: &Config, fresh: &Config) -> Changes {
-    let (a, b) = (running, fresh);
-    let mut out = Changes::default();
-    let mut live = |name: &'static str, changed: bool| {
-        if changed {
-            out.applied.push(name);
-        }
-    };
-    live("retention", a.retention != b.retention);
-    live(
-        "notify.config_file",
-        a.notify.config_file != b.notify.config_file,
-    );
-    live(
-        "rules.paths",
-        a.rules.paths != b.rules.paths || a.rules.default_paths != b.rules.default_paths,
-    );
-    live(
-        "rules.evaluation_interval",
-        a.rules.evaluation_interval != b.rules.evaluation_interval,
-    );
-    live(
-        "rules.evaluate_on_write_debounce",
-        a.rules.debounce != b.rules.debounce,
-    );
-    live(
-        "rules.external_labels",
-        a.rules.external_labels != b.rules.external_labels,
-    );
-    let (ia, ib) = (&a.ingest_limits, &b.ingest_limits);
-    live(
-        "limits.max_series_per_request",
-        ia.max_series_per_request != ib.max_series_per_request,
-    );
-    live(
-        "limits.max_labels_per_series",
-        ia.max_labels_per_series != ib.max_labels_per_series,
-    );
-    live(
-        "limits.max_label_name_length",
-        ia.max_label_name_length != ib.max_label_name_length,
-    );
-    live(
-        "limits.max_label_value_length",
-        ia.max_label_value_length != ib.max_label_value_length,
-    );
-    live("limits.max_future", ia.max_future != ib.max_future);
-    live(
-        "limits.max_series",
-        a.series_limits.max_series != b.series_limits.max_series,
-    );
-    live(
-        "limits.max_series_per_host",
-        a.series_limits.max_series_per_host != b.series_limits.max_series_per_host,
-    );
-    live(
-        "limits.query_max_series",
-        a.query.max_series != b.query.max_series,
-    );
-    live(
-        "limits.query_max_samples",
-        a.query.max_samples != b.query.max_samples,
-    );
-    live("limits.query_timeout", a.query.timeout != b.query.timeout);
-    live("auth", a.security.tokens != b.security.tokens);
     let tls_files = |c: &Config| {
         c.security
             .tls
             .as_ref()
             .map(|t| (t.files.clone(), t.client_auth_listeners.clone()))
     };
-    live("tls", tls_files(a) != tls_files(b));
-
-    let mut restart = |name: &'static str, changed: bool| {
-        if changed {
-            out.restart_required.push(name);
-        }
-    };
-    restart("data_dir", a.data_dir != b.data_dir);
-    restart("listen.otlp_grpc", a.otlp_grpc_listen != b.otlp_grpc_listen);
-    restart("listen.otlp_http", a.otlp_http_listen != b.otlp_http_listen);
-    restart("listen.http", a.http_listen != b.http_listen);
-    restart(
-        "limits.max_request_bytes",
-        a.max_request_bytes != b.max_request_bytes,
-    );
-    restart(
-        "limits.max_concurrent_requests",
-        a.max_concurrent_requests != b.max_concurrent_requests,
-    );
-    restart(
-        "limits.api_max_concurrent_requests",
-        a.api_max_concurrent_requests != b.api_max_concurrent_requests,
-    );
-    restart(
-        "store.head_flush_interval",
-        a.head_flush_interval != b.head_flush_interval,
-    );
-    restart("store.write_queue", a.write_queue != b.write_queue);
-    restart("store.max_size", a.store_max_size != b.store_max_size);
-    restart("telemetry.log_format", a.log_format != b.log_format);
-    restart(
-        "telemetry.otlp_traces_endpoint",
-        a.otlp_traces_endpoint != b.otlp_traces_endpoint,
-    );
-    restart(
-        "rules.external_url",
-        a.rules.external_url != b.rules.external_url,
-    );
-    restart(
-        "notify.initial_backoff",
-        a.notify.initial_backoff != b.notify.initial_backoff,
-    );
-    restart(
-        "notify.max_backoff",
-        a.notify.max_backoff != b.notify.max_backoff,
-    );
-    restart("notify.retention", a.notify.retention != b.notify.retention);
-    restart(
-        "notify.give_up_after",
-        a.notify.give_up_after != b.notify.give_up_after,
-    );
-    restart("detect", differs(&a.detect, &b.detect));
-    restart("incidents", differs(&a.incidents, &b.incidents));
-    restart("verification", differs(&a.verification, &b.verification));
-    restart("forward", differs(&a.forward, &b.forward));
     let tls_listeners = |c: &Config| c.security.tls.as_ref().map(|t| t.listeners.clone());
-    restart("tls.listeners", tls_listeners(a) != tls_listeners(b));
-    out
+    let applied = compare!(running, fresh;
+        "retention" => |c| c.retention,
+        "notify.config_file" => |c| &c.notify.config_file,
+        "rules.paths" => |c| (&c.rules.paths, c.rules.default_paths),
+        "rules.evaluation_interval" => |c| c.rules.evaluation_interval,
+        "rules.evaluate_on_write_debounce" => |c| c.rules.debounce,
+        "rules.external_labels" => |c| &c.rules.external_labels,
+        "limits.max_series_per_request" => |c| c.ingest_limits.max_series_per_request,
+        "limits.max_labels_per_series" => |c| c.ingest_limits.max_labels_per_series,
+        "limits.max_label_name_length" => |c| c.ingest_limits.max_label_name_length,
+        "limits.max_label_value_length" => |c| c.ingest_limits.max_label_value_length,
+        "limits.max_future" => |c| c.ingest_limits.max_future,
+        "limits.max_series" => |c| c.series_limits.max_series,
+        "limits.max_series_per_host" => |c| c.series_limits.max_series_per_host,
+        "limits.query_max_series" => |c| c.query.max_series,
+        "limits.query_max_samples" => |c| c.query.max_samples,
+        "limits.query_timeout" => |c| c.query.timeout,
+        "auth" => |c| &c.security.tokens,
+        "tls" => |c| tls_files(c),
+    );
+    let restart_required = compare!(running, fresh;
+        "data_dir" => |c| &c.data_dir,
+        "listen.otlp_grpc" => |c| c.otlp_grpc_listen,
+        "listen.otlp_http" => |c| c.otlp_http_listen,
+        "listen.http" => |c| c.http_listen,
+        "limits.max_request_bytes" => |c| c.max_request_bytes,
+        "limits.max_concurrent_requests" => |c| c.max_concurrent_requests,
+        "limits.api_max_concurrent_requests" => |c| c.api_max_concurrent_requests,
+        "store.head_flush_interval" => |c| c.head_flush_interval,
+        "store.write_queue" => |c| c.write_queue,
+        "store.max_size" => |c| c.store_max_size,
+        "telemetry.log_format" => |c| c.log_format,
+        "telemetry.otlp_traces_endpoint" => |c| &c.otlp_traces_endpoint,
+        "rules.external_url" => |c| &c.rules.external_url,
+        "notify.initial_backoff" => |c| c.notify.initial_backoff,
+        "notify.max_backoff" => |c| c.notify.max_backoff,
+        "notify.retention" => |c| c.notify.retention,
+        "notify.give_up_after" => |c| c.notify.give_up_after,
+        "detect" => |c| debug_text(&c.detect),
+        "incidents" => |c| debug_text(&c.incidents),
+        "verification" => |c| debug_text(&c.verification),
+        "forward" => |c| debug_text(&c.forward),
+        "tls.listeners" => |c| tls_listeners(c),
+    );
+    Changes {
+        applied: changed(applied),
+        restart_required: changed(restart_required),
+    }
 }
 
 /// `running` with the settings of `fresh` that a reload applies; the others keep their

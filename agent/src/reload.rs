@@ -14,36 +14,14 @@
 //!   the retry policy, the drain timeout and the relay's body limit. A reload that finds one of
 //!   these changed keeps the running value and logs a warning naming it.
 
+pub use redline_common::reload::Changes;
+use redline_common::reload::changed;
+
 use crate::config::Config;
-
-/// The settings a reload found changed, by their names in the configuration file.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Changes {
-    /// Applied by the reload.
-    pub applied: Vec<&'static str>,
-    /// Changed in the file, but in force only after a restart; the running values stay.
-    pub restart_required: Vec<&'static str>,
-}
-
-/// `[(name, changed)]`: for each named setting, whether the expression differs between the
-/// configurations `$a` and `$b` (the expression reads the setting from `$c`).
-macro_rules! compare {
-    ($a:expr, $b:expr; $($name:literal => |$c:ident| $e:expr),* $(,)?) => {
-        [$(($name, { let $c = $a; $e } != { let $c = $b; $e })),*]
-    };
-}
-
-/// The names whose setting changed.
-fn changed<const N: usize>(table: [(&'static str, bool); N]) -> Vec<&'static str> {
-    table
-        .into_iter()
-        .filter_map(|(name, changed)| changed.then_some(name))
-        .collect()
-}
 
 /// Compares the configuration in force with a freshly loaded one.
 pub fn changes(running: &Config, fresh: &Config) -> Changes {
-    let applied = compare!(running, fresh;
+    let applied = redline_common::compare!(running, fresh;
         "exporter.endpoint" => |c| &c.exporter.endpoint,
         "exporter.protocol" => |c| c.exporter.protocol,
         "exporter.timeout" => |c| c.exporter.timeout,
@@ -55,7 +33,7 @@ pub fn changes(running: &Config, fresh: &Config) -> Changes {
         "telemetry.token_file" => |c| &c.telemetry.token_file,
         "host_metrics" => |c| &c.host_metrics,
     );
-    let restart_required = compare!(running, fresh;
+    let restart_required = redline_common::compare!(running, fresh;
         "exporter.queue" => |c| &c.exporter.queue,
         "exporter.max_batch_items" => |c| c.exporter.max_batch_items,
         "exporter.retry" => |c| c.exporter.retry,

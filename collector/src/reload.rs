@@ -33,6 +33,9 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+pub use redline_common::reload::Changes;
+use redline_common::reload::changed;
+
 use crate::config::{Config, QueryLimits};
 use crate::receiver::limits::IngestLimits;
 
@@ -59,36 +62,11 @@ impl LiveSettings {
     }
 }
 
-/// The settings a reload found changed, by their names in the configuration file.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Changes {
-    /// Applied by the reload.
-    pub applied: Vec<&'static str>,
-    /// Changed in the file, but in force only after a restart; the running values stay.
-    pub restart_required: Vec<&'static str>,
-}
-
 /// A value's `Debug` form, to compare sections that hold parsed matchers, regexes and
 /// durations, which do not all implement `PartialEq`. Their `Debug` output is deterministic
 /// (no hash maps), so equal text means equal settings.
 fn debug_text<T: std::fmt::Debug>(value: &T) -> String {
     format!("{value:?}")
-}
-
-/// `[(name, changed)]`: for each named setting, whether the expression differs between the
-/// configurations `$a` and `$b` (the expression reads the setting from `$c`).
-macro_rules! compare {
-    ($a:expr, $b:expr; $($name:literal => |$c:ident| $e:expr),* $(,)?) => {
-        [$(($name, { let $c = $a; $e } != { let $c = $b; $e })),*]
-    };
-}
-
-/// The names whose setting changed.
-fn changed<const N: usize>(table: [(&'static str, bool); N]) -> Vec<&'static str> {
-    table
-        .into_iter()
-        .filter_map(|(name, changed)| changed.then_some(name))
-        .collect()
 }
 
 /// Compares the configuration in force with a freshly loaded one. Pure.
@@ -100,7 +78,7 @@ pub fn changes(running: &Config, fresh: &Config) -> Changes {
             .map(|t| (t.files.clone(), t.client_auth_listeners.clone()))
     };
     let tls_listeners = |c: &Config| c.security.tls.as_ref().map(|t| t.listeners.clone());
-    let applied = compare!(running, fresh;
+    let applied = redline_common::compare!(running, fresh;
         "retention" => |c| c.retention,
         "notify.config_file" => |c| &c.notify.config_file,
         "rules.paths" => |c| (&c.rules.paths, c.rules.default_paths),
@@ -120,7 +98,7 @@ pub fn changes(running: &Config, fresh: &Config) -> Changes {
         "auth" => |c| &c.security.tokens,
         "tls" => |c| tls_files(c),
     );
-    let restart_required = compare!(running, fresh;
+    let restart_required = redline_common::compare!(running, fresh;
         "data_dir" => |c| &c.data_dir,
         "listen.otlp_grpc" => |c| c.otlp_grpc_listen,
         "listen.otlp_http" => |c| c.otlp_http_listen,

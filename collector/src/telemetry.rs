@@ -506,27 +506,7 @@ pub fn init_logging(
     Ok(TracingGuard { provider })
 }
 
-/// True when stderr is the stream systemd connected to the journal. `JOURNAL_STREAM` holds
-/// its `device:inode` (systemd.exec(5)); a shell started from a service inherits the variable
-/// with stderr elsewhere (a terminal, a pipe), where text is what a person wants.
-pub fn stderr_is_journal() -> bool {
-    use std::os::fd::AsFd;
-    use std::os::unix::fs::MetadataExt;
-    let Some(value) = std::env::var_os("JOURNAL_STREAM") else {
-        return false;
-    };
-    let Some((dev, ino)) = value.to_str().and_then(|v| v.split_once(':')) else {
-        return false;
-    };
-    // A duplicate of fd 2, so dropping the `File` leaves stderr open.
-    let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() else {
-        return false;
-    };
-    let Ok(meta) = std::fs::File::from(fd).metadata() else {
-        return false;
-    };
-    dev.parse() == Ok(meta.dev()) && ino.parse() == Ok(meta.ino())
-}
+pub use redline_common::systemd::stderr_is_journal;
 
 #[cfg(test)]
 mod tests {

@@ -246,7 +246,7 @@ impl Client {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(retry::parse_retry_after);
+            .and_then(|v| retry::parse_retry_after(v, std::time::SystemTime::now()));
         let bytes = response.bytes().await.unwrap_or_default();
         if (200..300).contains(&status) {
             // An empty or undecodable success body is a full success.

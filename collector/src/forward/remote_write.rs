@@ -171,7 +171,7 @@ impl Client {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(retry::parse_retry_after);
+            .and_then(|v| retry::parse_retry_after(v, std::time::SystemTime::now()));
         let text = response.text().await.unwrap_or_default();
         Err(SendError {
             retryable: retry::remote_write_retryable(status),

@@ -351,60 +351,15 @@ async fn http_concurrency(
     next.run(request).await
 }
 
-/// `google.rpc.RetryInfo` and the pieces of `google.rpc.Status` that carry it, for throttled
-/// gRPC requests: OTLP clients retry `RESOURCE_EXHAUSTED` only when it comes with RetryInfo.
-mod rpc {
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Duration {
-        #[prost(int64, tag = "1")]
-        pub seconds: i64,
-        #[prost(int32, tag = "2")]
-        pub nanos: i32,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct RetryInfo {
-        #[prost(message, optional, tag = "1")]
-        pub retry_delay: Option<Duration>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Any {
-        #[prost(string, tag = "1")]
-        pub type_url: String,
-        #[prost(bytes = "vec", tag = "2")]
-        pub value: Vec<u8>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Status {
-        #[prost(int32, tag = "1")]
-        pub code: i32,
-        #[prost(string, tag = "2")]
-        pub message: String,
-        #[prost(message, repeated, tag = "3")]
-        pub details: Vec<Any>,
-    }
-}
-
 /// `RESOURCE_EXHAUSTED` with a RetryInfo asking the client to come back after `delay`.
 pub fn throttled(message: String, delay: std::time::Duration) -> tonic::Status {
-    let retry = rpc::RetryInfo {
-        retry_delay: Some(rpc::Duration {
-            seconds: delay.as_secs() as i64,
-            nanos: delay.subsec_nanos() as i32,
-        }),
-    };
-    let details = rpc::Status {
-        code: tonic::Code::ResourceExhausted as i32,
-        message: message.clone(),
-        details: vec![rpc::Any {
-            type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
-            value: retry.encode_to_vec(),
-        }],
-    };
-    tonic::Status::with_details(
-        tonic::Code::ResourceExhausted,
-        message,
-        details.encode_to_vec().into(),
-    )
+    // OTLP clients retry `RESOURCE_EXHAUSTED` only when it comes with RetryInfo.
+    let details = redline_common::retry::rpc::status_with_retry_info(
+        tonic::Code::ResourceExhausted as i32,
+        &message,
+        delay,
+    );
+    tonic::Status::with_details(tonic::Code::ResourceExhausted, message, details.into())
 }
 
 /// The gRPC listener's limits around tonic: the limit of requests in progress (throttled with

@@ -32,6 +32,18 @@ const COMPLETIONS: &[&str] = &[
 /// Queries longer than this get the end-of-input position without the search.
 const MAX_SEARCH_TOKENS: usize = 256;
 
+/// The deepest expression a query may hold (operators, calls, aggregations, parentheses and
+/// subqueries nested in one another; `a + b + c` is two levels, as `+` groups to the left).
+/// The parser, the planner, the evaluator and dropping the tree all recurse once per level,
+/// on threads with 2 MiB stacks: without a bound, a long enough `a+a+…+a` overflowed a stack
+/// and aborted the process. Prometheus has no such limit (Go stacks grow); real queries stay
+/// far below it.
+pub const MAX_DEPTH: usize = 200;
+
+/// Operators and brackets a query may hold before it is parsed at all: an upper bound of
+/// the depth, checked first because the parser itself recurses on long operator chains.
+const MAX_NESTING_TOKENS: usize = 1000;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Identifier,
@@ -345,6 +357,24 @@ fn semantic_offset(query: &str, tokens: &[Token], i: usize, msg: &str) -> usize 
     tokens[i].start
 }
 
+/// Where lexing `query` fails: the start of the character at which the shortest prefix that
+/// `fails_the_same_way` ends. The lexer reads left to right and stops at the first error, so
+/// short prefixes lex (or fail at their end) and every prefix that reaches the offending
+/// character fails exactly as the whole query does: a binary search over the prefixes finds
+/// it with O(log n) lexer runs. (A scan of every prefix made a long query with a bad character
+/// near its end cost quadratic time, found by the `collector_config` fuzz target.)
+fn lex_error_offset(query: &str, fails_the_same_way: impl Fn(&str) -> bool) -> usize {
+    let ends: Vec<usize> = query
+        .char_indices()
+        .map(|(i, c)| i + c.len_utf8())
+        .collect();
+    let first = ends.partition_point(|&end| !fails_the_same_way(&query[..end]));
+    match ends.get(first) {
+        Some(&end) => query[..end].char_indices().last().map_or(0, |(i, _)| i),
+        None => query.len(),
+    }
+}
+
 /// Locates and words a parse error of `query` whose promql-parser message is `msg`.
 fn locate(query: &str, msg: &str) -> String {
     if query.trim().is_empty() || msg.starts_with("no expression found") {
@@ -363,14 +393,9 @@ fn locate(query: &str, msg: &str) -> String {
         let offset = if at_end {
             query.len()
         } else {
-            // The shortest prefix that fails the same way ends at the offending character.
-            query
-                .char_indices()
-                .map(|(i, c)| i + c.len_utf8())
-                .find(|&end| parser::lexer(&query[..end]).err().as_deref() == Some(lex.as_str()))
-                .map_or(query.len(), |end| {
-                    query[..end].char_indices().last().map_or(0, |(i, _)| i)
-                })
+            lex_error_offset(query, |prefix| {
+                parser::lexer(prefix).err().as_deref() == Some(lex.as_str())
+            })
         };
         return format!("{}: parse error: {lex}", position(query, offset));
     }
@@ -423,7 +448,90 @@ fn register_2x_functions() {
 pub fn parse(query: &str) -> Result<Expr, QueryError> {
     register_2x_functions();
     check_durations(query)?;
-    parser::parse(query).map_err(|msg| QueryError::Parse(locate(query, &msg)))
+    check_nesting_tokens(query)?;
+    let expr = parser::parse(query).map_err(|msg| QueryError::Parse(locate(query, &msg)))?;
+    let depth = depth(&expr);
+    if depth > MAX_DEPTH {
+        return Err(too_deep(query, &format!("{depth} levels")));
+    }
+    Ok(expr)
+}
+
+fn too_deep(query: &str, found: &str) -> QueryError {
+    QueryError::Parse(format!(
+        "{}: parse error: the expression nests {found} deep, more than the limit of {MAX_DEPTH} (split it, e.g. into recording rules)",
+        position(query, 0)
+    ))
+}
+
+/// Refuses, before parsing, a query with more operators (outside label matchers) plus
+/// bracket nesting than [`MAX_NESTING_TOKENS`]: the parser recurses on operator chains.
+pub(super) fn check_nesting_tokens(query: &str) -> Result<(), QueryError> {
+    let (mut open, mut deepest, mut in_braces, mut operators) = (0usize, 0usize, 0usize, 0usize);
+    for t in tokenize(query) {
+        match t.kind {
+            Kind::Open(c) => {
+                open += 1;
+                deepest = deepest.max(open);
+                in_braces += usize::from(c == '{');
+            }
+            Kind::Close(c) => {
+                open = open.saturating_sub(1);
+                if c == '}' {
+                    in_braces = in_braces.saturating_sub(1);
+                }
+            }
+            Kind::Other if in_braces == 0 => operators += 1,
+            Kind::Identifier
+                if matches!(
+                    query[t.start..t.end].to_ascii_lowercase().as_str(),
+                    "and" | "or" | "unless" | "atan2"
+                ) =>
+            {
+                operators += 1
+            }
+            _ => {}
+        }
+    }
+    if operators + deepest > MAX_NESTING_TOKENS {
+        return Err(too_deep(
+            query,
+            &format!("up to {} levels", operators + deepest),
+        ));
+    }
+    Ok(())
+}
+
+/// The depth of an expression tree, walked with an explicit stack (recursion is what the
+/// limit protects against).
+fn depth(expr: &Expr) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(expr, 1usize)];
+    while let Some((e, d)) = stack.pop() {
+        deepest = deepest.max(d);
+        match e {
+            Expr::Aggregate(a) => {
+                stack.push((&a.expr, d + 1));
+                if let Some(p) = &a.param {
+                    stack.push((p, d + 1));
+                }
+            }
+            Expr::Unary(u) => stack.push((&u.expr, d + 1)),
+            Expr::Binary(b) => {
+                stack.push((&b.lhs, d + 1));
+                stack.push((&b.rhs, d + 1));
+            }
+            Expr::Paren(p) => stack.push((&p.expr, d + 1)),
+            Expr::Subquery(q) => stack.push((&q.expr, d + 1)),
+            Expr::Call(c) => stack.extend(c.args.args.iter().map(|a| (a.as_ref(), d + 1))),
+            Expr::NumberLiteral(_)
+            | Expr::StringLiteral(_)
+            | Expr::VectorSelector(_)
+            | Expr::MatrixSelector(_)
+            | Expr::Extension(_) => {}
+        }
+    }
+    deepest
 }
 
 /// Refuses a duration or `@` time written as a plain number that no `Duration` holds
@@ -525,6 +633,78 @@ mod tests {
         assert!(parse("x[1e3]").is_ok());
         assert!(parse("x[1e+3]").is_ok());
         assert!(parse("x[5m] offset 1e-3").is_ok());
+    }
+
+    /// A bad character near the end of a long query is located with a few lexer runs, not one
+    /// per character.
+    #[test]
+    fn lex_errors_are_located_with_logarithmically_many_lexer_runs() {
+        let query = format!("sum({}$)", "a+".repeat(20_000));
+        let runs = std::cell::Cell::new(0usize);
+        let lex = parser::lexer(&query).err().expect("the query does not lex");
+        let offset = lex_error_offset(&query, |prefix| {
+            runs.set(runs.get() + 1);
+            parser::lexer(prefix).err().as_deref() == Some(lex.as_str())
+        });
+        assert_eq!(offset, query.len() - 2, "the '$'");
+        assert!(runs.get() <= 20, "{} lexer runs", runs.get());
+        // Through `parse` (a long query that is not deep, so the nesting limit lets it by).
+        let long = format!("{} $", "a".repeat(40_000));
+        assert_eq!(
+            err(&long),
+            "1:40002: parse error: unexpected character: '$'"
+        );
+        // Multi-byte characters before the error keep offsets on character boundaries
+        // (columns count bytes, as Prometheus' do).
+        assert_eq!(
+            err("\"é\" + $"),
+            "1:8: parse error: unexpected character: '$'"
+        );
+    }
+
+    /// Deep expressions are refused with an error naming the limit, before anything recurses
+    /// too deep; the evaluation of one just inside the limit runs on a 2 MiB stack (a test
+    /// thread's), unoptimised.
+    #[test]
+    fn deep_expressions_are_refused_before_they_overflow_a_stack() {
+        let chain = |n: usize| format!("sum({}a)", "a+".repeat(n));
+        for q in [
+            chain(5_000),
+            chain(MAX_DEPTH),
+            format!(
+                "{}a{}",
+                "(".repeat(MAX_DEPTH + 1),
+                ")".repeat(MAX_DEPTH + 1)
+            ),
+            format!("{}1", "-".repeat(MAX_NESTING_TOKENS + 1)),
+        ] {
+            let e = err(&q);
+            assert!(
+                e.starts_with("1:1: parse error: the expression nests")
+                    && e.contains(&format!("limit of {MAX_DEPTH}")),
+                "{e}"
+            );
+        }
+        // Wide is fine: many operators side by side, each subtree shallow.
+        let wide = vec!["(a+b)"; 150].join(" or ");
+        assert!(parse(&wide).is_ok());
+        // Label matchers do not count as operators.
+        let matchers: Vec<String> = (0..600).map(|i| format!("l{i}=\"{i}\"")).collect();
+        assert!(parse(&format!("x{{{}}}", matchers.join(","))).is_ok());
+        // Just inside the limit: parsed, planned, evaluated and dropped on a 2 MiB stack.
+        let deepest = chain(MAX_DEPTH - 2);
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                let expr = parse(&deepest).expect("inside the limit");
+                let options = crate::query::EvalOptions::default();
+                crate::query::plan::plan(&expr, 0, 0, &options).expect("planned");
+                let source = crate::query::MemorySource::new(Vec::new());
+                crate::query::evaluate_instant(&expr, 0, &source, &options).expect("evaluated");
+            })
+            .expect("thread")
+            .join()
+            .expect("no overflow");
     }
 
     #[test]

@@ -112,8 +112,7 @@ pub(crate) fn is_stale(s: &Sample) -> bool {
 
 /// Parses a selector such as a `match[]` parameter (`up{job="x"}`) into store matchers.
 pub fn selector_matchers(text: &str) -> Result<Vec<Matcher>, String> {
-    parse::check_durations(text).map_err(|e| format!("invalid parameter \"match[]\": {e}"))?;
-    parse::check_nesting_tokens(text).map_err(|e| format!("invalid parameter \"match[]\": {e}"))?;
+    parse::precheck(text).map_err(|e| format!("invalid parameter \"match[]\": {e}"))?;
     match promql_parser::parser::parse(text) {
         Ok(Expr::VectorSelector(vs)) => plan::matchers(&vs).map_err(|e| e.to_string()),
         Ok(_) => Err(format!(

@@ -447,8 +447,7 @@ fn register_2x_functions() {
 /// Parses a query; errors read like Prometheus' (`1:5: parse error: …`).
 pub fn parse(query: &str) -> Result<Expr, QueryError> {
     register_2x_functions();
-    check_durations(query)?;
-    check_nesting_tokens(query)?;
+    precheck(query)?;
     let expr = parser::parse(query).map_err(|msg| QueryError::Parse(locate(query, &msg)))?;
     let depth = depth(&expr);
     if depth > MAX_DEPTH {
@@ -464,11 +463,19 @@ fn too_deep(query: &str, found: &str) -> QueryError {
     ))
 }
 
+/// What is checked before promql-parser sees a query, on one tokenization: durations it would
+/// panic on, and nesting it would recurse too deep on.
+pub(super) fn precheck(query: &str) -> Result<(), QueryError> {
+    let tokens = tokenize(query);
+    check_durations(query, &tokens)?;
+    check_nesting_tokens(query, &tokens)
+}
+
 /// Refuses, before parsing, a query with more operators (outside label matchers) plus
 /// bracket nesting than [`MAX_NESTING_TOKENS`]: the parser recurses on operator chains.
-pub(super) fn check_nesting_tokens(query: &str) -> Result<(), QueryError> {
+fn check_nesting_tokens(query: &str, tokens: &[Token]) -> Result<(), QueryError> {
     let (mut open, mut deepest, mut in_braces, mut operators) = (0usize, 0usize, 0usize, 0usize);
-    for t in tokenize(query) {
+    for t in tokens {
         match t.kind {
             Kind::Open(c) => {
                 open += 1;
@@ -538,8 +545,7 @@ fn depth(expr: &Expr) -> usize {
 /// (`x[1e300]`, `x[18446744073709551616]`, `x offset Inf`): promql-parser 0.11 hands such a
 /// number to `Duration::from_secs_f64`, which panics. Durations with units (`5m`) are checked
 /// by promql-parser itself.
-pub(super) fn check_durations(query: &str) -> Result<(), QueryError> {
-    let tokens = tokenize(query);
+fn check_durations(query: &str, tokens: &[Token]) -> Result<(), QueryError> {
     let text = |t: &Token| &query[t.start..t.end];
     for (i, t) in tokens.iter().enumerate() {
         if !matches!(t.kind, Kind::Number | Kind::Identifier) {

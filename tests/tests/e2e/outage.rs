@@ -45,12 +45,25 @@ pub(super) fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// A free port below the kernel's ephemeral range (32768–60999 on Linux), for listeners that
+/// are stopped and started again on the same port. While one is down, a port from the
+/// ephemeral range may become the local port of any client socket (another test's
+/// connection), and the restart's bind fails; below the range the kernel hands out nothing,
+/// and the tests bind nothing else there.
 pub(super) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let seed = u64::from(std::process::id()) ^ (now_ms() as u64);
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        // A simple mix so parallel test binaries start at different places.
+        let mixed =
+            (seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        let port = 20_000 + (mixed >> 32) as u16 % 12_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn now_ms() -> i64 {

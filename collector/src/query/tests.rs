@@ -47,6 +47,30 @@ fn vector(v: Value) -> Vec<(String, f64)> {
     }
 }
 
+/// Regex matchers are anchored, and a `{` that starts no repetition is a literal, as in
+/// Prometheus (Go's RE2); Rust's regex syntax alone would refuse `a{1`.
+#[tokio::test]
+async fn regex_matchers_are_anchored_and_read_a_lone_brace_as_go_does() {
+    let (e, _d) = engine(&[
+        ("up", "a", 1_000, 1.0),
+        ("up", "ab", 1_000, 2.0),
+        ("up", "a{1", 1_000, 3.0),
+    ])
+    .await;
+    assert_eq!(
+        vector(e.instant("up{host=~\"a\"}", 2_000).await.unwrap()),
+        vec![("a".into(), 1.0)]
+    );
+    assert_eq!(
+        vector(e.instant("up{host=~\"a{1\"}", 2_000).await.unwrap()),
+        vec![("a{1".into(), 3.0)]
+    );
+    assert_eq!(
+        vector(e.instant("up{host!~\"a.+\"}", 2_000).await.unwrap()),
+        vec![("a".into(), 1.0)]
+    );
+}
+
 #[tokio::test]
 async fn instant_selector_uses_lookback_and_matchers() {
     let (e, _d) = engine(&[

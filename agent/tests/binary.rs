@@ -4,17 +4,11 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use redline_testkit::{Guard, free_port};
 
 /// Minimal HTTP/1.0 GET, so the test needs no async runtime.
 fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
@@ -28,14 +22,7 @@ fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
 }
 
 struct Agent {
-    child: Child,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    child: Guard,
 }
 
 fn start(metrics_port: u16, extra_config: &str) -> (Agent, tempfile::TempDir) {
@@ -66,7 +53,12 @@ fn start(metrics_port: u16, extra_config: &str) -> (Agent, tempfile::TempDir) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    (Agent { child }, dir)
+    (
+        Agent {
+            child: Guard(child),
+        },
+        dir,
+    )
 }
 
 /// Polls `/metrics` until it contains `needle`.
@@ -99,7 +91,7 @@ fn sigterm(child: &Child) {
 fn wait_exit(agent: &mut Agent) -> (Option<i32>, String) {
     let started = Instant::now();
     let status = loop {
-        if let Some(s) = agent.child.try_wait().unwrap() {
+        if let Some(s) = agent.child.0.try_wait().unwrap() {
             break s;
         }
         assert!(
@@ -111,6 +103,7 @@ fn wait_exit(agent: &mut Agent) -> (Option<i32>, String) {
     let mut stderr = String::new();
     agent
         .child
+        .0
         .stderr
         .take()
         .unwrap()
@@ -146,7 +139,7 @@ fn serves_host_metrics_and_exits_0_on_sigterm() {
     }
     assert_eq!(http_get(addr, "/healthz").as_deref(), Some("ok\n"));
 
-    sigterm(&agent.child);
+    sigterm(&agent.child.0);
     let (code, stderr) = wait_exit(&mut agent);
     assert_eq!(code, Some(0), "stderr: {stderr}");
     assert!(stderr.contains("SIGTERM"), "{stderr}");
@@ -204,13 +197,13 @@ fn sighup_rereads_the_token_and_keeps_running() {
         Duration::from_secs(15),
     );
     std::fs::write(&token, "second").unwrap();
-    signal(&agent.child, "-HUP");
+    signal(&agent.child.0, "-HUP");
     scrape_until(
         addr,
         r#"redline_agent_reloads_total{result="success"} 1"#,
         Duration::from_secs(10),
     );
-    sigterm(&agent.child);
+    sigterm(&agent.child.0);
     let (code, stderr) = wait_exit(&mut agent);
     assert_eq!(code, Some(0), "stderr: {stderr}");
     assert!(stderr.contains("SIGHUP"), "{stderr}");

@@ -4,6 +4,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use redline_testkit::{Guard, free_port};
+
 const BIN: &str = env!("CARGO_BIN_EXE_redline-collector");
 
 fn validate(yaml: &str) -> (bool, String) {
@@ -57,14 +59,6 @@ fn validate_accepts_good_files_and_names_the_key_in_bad_ones() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/collector.yaml"));
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn run_serves_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
@@ -97,16 +91,7 @@ fn run_serves_and_stops_cleanly_on_sigterm() {
     assert!(dir.path().join("redline.db").exists());
 }
 
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_collector(dir: &std::path::Path, config: Option<&str>) -> (Child, u16, u16) {
+fn spawn_collector(dir: &std::path::Path, config: Option<&str>) -> (Guard, u16, u16) {
     let (grpc, http) = (free_port(), free_port());
     let mut cmd = Command::new(BIN);
     cmd.args(["run", "--data-dir"]).arg(dir);
@@ -132,7 +117,7 @@ fn spawn_collector(dir: &std::path::Path, config: Option<&str>) -> (Child, u16, 
         assert!(Instant::now() < deadline, "collector did not become ready");
         std::thread::sleep(Duration::from_millis(100));
     }
-    (Child(child), grpc, http)
+    (Guard(child), grpc, http)
 }
 
 /// The collector's own spans, exported over OTLP to a second collector, are readable there.

@@ -13,7 +13,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,6 +36,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use redline_collector::config::Config;
+use redline_testkit::{Guard, free_port};
 use serde_json::Value;
 use support::collector::{self, Running};
 use support::otlp::{kv, now_ms};
@@ -70,27 +71,12 @@ fn peer(names: &[&str], package: &str) -> Option<PathBuf> {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A peer process, killed when dropped.
 struct Peer {
-    child: Child,
+    _child: Guard,
     base: String,
     dir: tempfile::TempDir,
     what: &'static str,
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Peer {
@@ -135,7 +121,7 @@ async fn start_victoria(bin: &Path, port: u16) -> Peer {
         .spawn()
         .unwrap();
     Peer {
-        child,
+        _child: Guard(child),
         base: format!("http://127.0.0.1:{port}"),
         dir,
         what: "victoria-metrics",
@@ -164,7 +150,7 @@ async fn start_prometheus(bin: &Path) -> Peer {
         .spawn()
         .unwrap();
     Peer {
-        child,
+        _child: Guard(child),
         base: format!("http://127.0.0.1:{port}"),
         dir,
         what: "prometheus",

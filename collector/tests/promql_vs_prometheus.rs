@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,6 +18,7 @@ use redline_collector::config::QueryLimits;
 use redline_collector::model::{Labels, Sample, SeriesSamples};
 use redline_collector::query::{Engine, QueryError, Value};
 use redline_collector::store::{Store, StoreOptions, WriteBatch};
+use redline_testkit::{Guard, free_port};
 use serde_json::Value as Json;
 
 const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
@@ -233,17 +234,11 @@ fn generate(t0: i64) -> Vec<Series> {
 
 // --- Prometheus ------------------------------------------------------------------------------
 
+/// The Prometheus process (killed when dropped), its API address and its data directory.
 struct Prometheus {
-    child: Child,
+    _child: Guard,
     base: String,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn find_prometheus() -> Option<PathBuf> {
@@ -251,14 +246,6 @@ fn find_prometheus() -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|d| d.join("prometheus"))
         .find(|p| p.is_file())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn start_prometheus(bin: PathBuf, client: &reqwest::Client) -> Prometheus {
@@ -281,7 +268,7 @@ async fn start_prometheus(bin: PathBuf, client: &reqwest::Client) -> Prometheus 
         .spawn()
         .unwrap();
     let p = Prometheus {
-        child,
+        _child: Guard(child),
         base: format!("http://127.0.0.1:{port}"),
         _dir: dir,
     };

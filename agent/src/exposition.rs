@@ -3,18 +3,13 @@
 //! over OTLP works unchanged against a scrape. Pure functions; the collector task renders
 //! each new host request once and `/metrics` serves the text.
 //!
-//! Translation (Prometheus `otlptranslator`, suffixes enabled):
+//! Names come from `redline_common::naming` (Prometheus' `otlptranslator`, suffixes enabled),
+//! the same functions the collector names stored series with. Beyond the names:
 //!
 //! | OTLP                                   | Prometheus                                  |
 //! |----------------------------------------|---------------------------------------------|
-//! | name `system.cpu.time`                 | tokens split on non-alphanumerics, joined by `_` |
-//! | unit `s` / `By` / `ms` / ...           | `_seconds` / `_bytes` / `_milliseconds` appended unless already a name token |
-//! | unit `{thread}`, `{packet}`, ...       | nothing (annotations are dropped)           |
-//! | unit `1` on a Gauge                    | `_ratio`                                    |
-//! | unit `A/B`                             | `_A_per_B` (per-unit `s` → `second`, ...)   |
 //! | monotonic cumulative Sum               | `_total`, `# TYPE counter`                  |
 //! | Gauge, non-monotonic Sum               | `# TYPE gauge`                              |
-//! | attribute `a.b`                        | label `a_b`; a leading digit gets `key_`    |
 //! | resource attributes                    | one `target_info` gauge (minus `service.name`, `service.instance.id`, `service.namespace`, which Prometheus turns into `job`/`instance` and a scraper sets itself) |
 //!
 //! Examples: `system.cpu.time` → `system_cpu_time_seconds_total`, `system.memory.usage` →
@@ -35,131 +30,13 @@ use std::fmt::Write;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{Metric, NumberDataPoint, metric, number_data_point};
+use redline_common::naming::{MetricType, label_name, metric_name};
 
 /// Prometheus metric type of a translated metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PromType {
     Counter,
     Gauge,
-}
-
-fn main_unit(u: &str) -> Option<&'static str> {
-    Some(match u {
-        "d" => "days",
-        "h" => "hours",
-        "min" => "minutes",
-        "s" => "seconds",
-        "ms" => "milliseconds",
-        "us" => "microseconds",
-        "ns" => "nanoseconds",
-        "By" => "bytes",
-        "KiBy" => "kibibytes",
-        "MiBy" => "mebibytes",
-        "GiBy" => "gibibytes",
-        "TiBy" => "tibibytes",
-        "KBy" => "kilobytes",
-        "MBy" => "megabytes",
-        "GBy" => "gigabytes",
-        "TBy" => "terabytes",
-        "m" => "meters",
-        "V" => "volts",
-        "A" => "amperes",
-        "J" => "joules",
-        "W" => "watts",
-        "g" => "grams",
-        "Cel" => "celsius",
-        "Hz" => "hertz",
-        "1" => "",
-        "%" => "percent",
-        _ => return None,
-    })
-}
-
-fn per_unit(u: &str) -> Option<&'static str> {
-    Some(match u {
-        "s" => "second",
-        "m" => "minute",
-        "h" => "hour",
-        "d" => "day",
-        "w" => "week",
-        "mo" => "month",
-        "y" => "year",
-        _ => return None,
-    })
-}
-
-/// Keeps `[A-Za-z0-9_]`, replacing anything else by `_` (for units not in the table).
-fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect::<String>()
-        .trim_matches('_')
-        .to_string()
-}
-
-/// The Prometheus name of an OTLP metric (see the module table).
-pub fn prometheus_name(name: &str, unit: &str, ty: PromType, is_gauge_kind: bool) -> String {
-    let mut tokens: Vec<String> = name
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
-        .collect();
-    let mut parts = unit.splitn(2, '/');
-    let main = parts.next().unwrap_or("").trim();
-    let per = parts.next().unwrap_or("").trim();
-    if !main.is_empty() && !main.contains(['{', '}']) {
-        let prom = main_unit(main).map_or_else(|| clean(main), str::to_string);
-        if !prom.is_empty() && !tokens.contains(&prom) {
-            tokens.push(prom);
-        }
-    }
-    if !per.is_empty() && !per.contains(['{', '}']) {
-        let prom = per_unit(per).map_or_else(|| clean(per), str::to_string);
-        if !prom.is_empty() && !tokens.contains(&prom) {
-            tokens.push("per".to_string());
-            tokens.push(prom);
-        }
-    }
-    if ty == PromType::Counter {
-        tokens.retain(|t| t != "total");
-        tokens.push("total".to_string());
-    }
-    if unit == "1" && is_gauge_kind {
-        tokens.retain(|t| t != "ratio");
-        tokens.push("ratio".to_string());
-    }
-    let mut out = tokens.join("_");
-    if out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert(0, '_');
-    }
-    out
-}
-
-/// The Prometheus label name of an OTLP attribute key: invalid characters become `_`, a
-/// leading digit gets `key_`, a single leading underscore gets `key`.
-pub fn label_name(key: &str) -> String {
-    let mut s: String = key
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if s.starts_with(|c: char| c.is_ascii_digit()) {
-        s.insert_str(0, "key_");
-    } else if s.starts_with('_') && !s.starts_with("__") {
-        s.insert_str(0, "key");
-    }
-    s
 }
 
 /// Writes a label value with the text format's escapes (`\\`, `\"`, `\n`).
@@ -264,8 +141,8 @@ pub fn render(req: &ExportMetricsServiceRequest, out: &mut String) {
 }
 
 fn render_metric(m: &Metric, out: &mut String) {
-    let (points, ty, gauge_kind) = match &m.data {
-        Some(metric::Data::Gauge(g)) => (&g.data_points, PromType::Gauge, true),
+    let (points, ty, naming) = match &m.data {
+        Some(metric::Data::Gauge(g)) => (&g.data_points, PromType::Gauge, MetricType::Gauge),
         Some(metric::Data::Sum(s)) => {
             // Delta sums are not representable as Prometheus counters; the host collectors
             // only emit cumulative ones.
@@ -275,19 +152,22 @@ fn render_metric(m: &Metric, out: &mut String) {
             if !cumulative {
                 return;
             }
-            let ty = if s.is_monotonic {
-                PromType::Counter
+            if s.is_monotonic {
+                (
+                    &s.data_points,
+                    PromType::Counter,
+                    MetricType::MonotonicCounter,
+                )
             } else {
-                PromType::Gauge
-            };
-            (&s.data_points, ty, false)
+                (&s.data_points, PromType::Gauge, MetricType::Other)
+            }
         }
         _ => return,
     };
     if points.is_empty() {
         return;
     }
-    let name = prometheus_name(&m.name, &m.unit, ty, gauge_kind);
+    let name = metric_name(&m.name, &m.unit, naming);
     let reserved = ["_count", "_sum", "_bucket"]
         .iter()
         .any(|s| name.ends_with(s));
@@ -322,8 +202,14 @@ fn render_metric(m: &Metric, out: &mut String) {
 mod tests {
     use super::*;
 
+    /// The name of one of the agent's metrics, typed as `render_metric` types it.
     fn n(name: &str, unit: &str, ty: PromType, gauge: bool) -> String {
-        prometheus_name(name, unit, ty, gauge)
+        let naming = match (ty, gauge) {
+            (PromType::Counter, _) => MetricType::MonotonicCounter,
+            (PromType::Gauge, true) => MetricType::Gauge,
+            (PromType::Gauge, false) => MetricType::Other,
+        };
+        metric_name(name, unit, naming)
     }
 
     #[test]
@@ -475,14 +361,6 @@ mod tests {
         for (name, unit, ty, gauge, want) in cases {
             assert_eq!(n(name, unit, ty, gauge), want, "{name} [{unit}]");
         }
-    }
-
-    #[test]
-    fn label_names() {
-        assert_eq!(label_name("host.name"), "host_name");
-        assert_eq!(label_name("2x"), "key_2x");
-        assert_eq!(label_name("_x"), "key_x");
-        assert_eq!(label_name("state"), "state");
     }
 
     #[test]

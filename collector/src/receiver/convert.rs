@@ -4,13 +4,14 @@
 //! Metric and label names are translated the way Prometheus' own OTLP receiver translates them
 //! (its `otlptranslator` with unit and type suffixes), so PromQL written against Prometheus
 //! works unchanged. The mapping table is in the README; the rules are:
-//! - the metric name is split on every character that is not a letter or digit and rejoined
-//!   with `_`; the unit becomes a suffix (`s` → `seconds`, `By` → `bytes`, `x/y` → `x_per_y`,
-//!   units in braces are dropped), unless the name already contains it;
-//! - monotonic sums get `_total`; gauges with unit `1` get `_ratio`; histograms become
-//!   `_bucket{le=…}`, `_sum` and `_count` series; summaries `{quantile=…}`, `_sum`, `_count`;
-//! - label names have every character other than letters, digits and `_` replaced by `_`, and a
-//!   leading digit prefixed with `key_`;
+//! - names (`redline_common::naming`, shared with the agent's `/metrics`): the metric name is
+//!   split on every character but ASCII letters, digits and `:` and rejoined with `_`; the
+//!   unit becomes a suffix (`s` → `seconds`, `By` → `bytes`, `x/y` → `x_per_y`, units in
+//!   braces are dropped), unless the name already contains it; monotonic sums get `_total`,
+//!   gauges with unit `1` get `_ratio`; label names have every character but ASCII letters
+//!   and digits replaced by `_`, a leading digit prefixed with `key_`;
+//! - histograms become `_bucket{le=…}`, `_sum` and `_count` series; summaries
+//!   `{quantile=…}`, `_sum`, `_count`;
 //! - `service.name` (with `service.namespace/` before it when set) becomes `job`,
 //!   `service.instance.id` becomes `instance`, and the other resource attributes become labels
 //!   (Prometheus calls this promoting them), except `telemetry.sdk.*`.
@@ -23,6 +24,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use redline_common::naming::{MetricType, label_name, metric_name};
 use serde_json::{Map, Value as Json};
 
 use crate::model::{
@@ -100,8 +102,8 @@ pub fn metrics(request: ExportMetricsServiceRequest, now_ms: i64) -> (WriteBatch
                 let Some(data) = m.data else {
                     continue;
                 };
-                let (kind, temporality, monotonic) = match &data {
-                    metric::Data::Gauge(_) => (MetricKind::Gauge, Temporality::Unspecified, false),
+                let (kind, temporality) = match &data {
+                    metric::Data::Gauge(_) => (MetricKind::Gauge, Temporality::Unspecified),
                     metric::Data::Sum(s) => (
                         if s.is_monotonic {
                             MetricKind::Counter
@@ -109,22 +111,25 @@ pub fn metrics(request: ExportMetricsServiceRequest, now_ms: i64) -> (WriteBatch
                             MetricKind::UpDownCounter
                         },
                         temporality(s.aggregation_temporality),
-                        s.is_monotonic,
                     ),
                     metric::Data::Histogram(h) => (
                         MetricKind::Histogram,
                         temporality(h.aggregation_temporality),
-                        false,
                     ),
                     metric::Data::ExponentialHistogram(h) => {
                         dropped.add("exponential_histogram", h.data_points.len());
                         continue;
                     }
-                    metric::Data::Summary(_) => {
-                        (MetricKind::Summary, Temporality::Cumulative, false)
+                    metric::Data::Summary(_) => (MetricKind::Summary, Temporality::Cumulative),
+                };
+                let naming = match kind {
+                    MetricKind::Gauge => MetricType::Gauge,
+                    MetricKind::Counter => MetricType::MonotonicCounter,
+                    MetricKind::UpDownCounter | MetricKind::Histogram | MetricKind::Summary => {
+                        MetricType::Other
                     }
                 };
-                let name = metric_name(&m.name, &m.unit, kind, monotonic);
+                let name = metric_name(&m.name, &m.unit, naming);
                 if name.is_empty() {
                     dropped.add("empty_name", point_count(&data));
                     continue;
@@ -366,118 +371,6 @@ fn resource_labels(resource: Option<&Resource>) -> ResourceLabels {
         service,
         json: attributes_json(attrs),
     }
-}
-
-/// Prometheus' OTLP unit suffixes (`otlptranslator` unitMap).
-fn unit_word(unit: &str) -> Option<&'static str> {
-    Some(match unit {
-        "d" => "days",
-        "h" => "hours",
-        "min" => "minutes",
-        "s" => "seconds",
-        "ms" => "milliseconds",
-        "us" => "microseconds",
-        "ns" => "nanoseconds",
-        "By" => "bytes",
-        "KiBy" => "kibibytes",
-        "MiBy" => "mebibytes",
-        "GiBy" => "gibibytes",
-        "TiBy" => "tibibytes",
-        "KBy" => "kilobytes",
-        "MBy" => "megabytes",
-        "GBy" => "gigabytes",
-        "TBy" => "terabytes",
-        "m" => "meters",
-        "V" => "volts",
-        "A" => "amperes",
-        "J" => "joules",
-        "W" => "watts",
-        "g" => "grams",
-        "Cel" => "celsius",
-        "Hz" => "hertz",
-        "1" => "",
-        "%" => "percent",
-        _ => return None,
-    })
-}
-
-fn per_unit_word(unit: &str) -> Option<&'static str> {
-    Some(match unit {
-        "s" => "second",
-        "m" => "minute",
-        "h" => "hour",
-        "d" => "day",
-        "w" => "week",
-        "mo" => "month",
-        "y" => "year",
-        _ => return None,
-    })
-}
-
-fn tokens(s: &str) -> Vec<String> {
-    s.split(|c: char| !c.is_alphanumeric())
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Translates an OTLP metric name and unit into the Prometheus metric name.
-pub fn metric_name(name: &str, unit: &str, kind: MetricKind, monotonic: bool) -> String {
-    let mut parts = tokens(name);
-    let (main, per) = match unit.split_once('/') {
-        Some((m, p)) => (m.trim(), Some(p.trim())),
-        None => (unit.trim(), None),
-    };
-    if !main.contains('{') && !main.is_empty() {
-        let word = unit_word(main)
-            .map(str::to_owned)
-            .unwrap_or_else(|| tokens(main).join("_"));
-        if !word.is_empty() && !parts.contains(&word) {
-            parts.push(word);
-        }
-    }
-    if let Some(per) = per.filter(|p| !p.is_empty() && !p.contains('{')) {
-        let word = per_unit_word(per)
-            .map(str::to_owned)
-            .unwrap_or_else(|| tokens(per).join("_"));
-        if !word.is_empty() && !parts.contains(&word) {
-            parts.push("per".to_owned());
-            parts.push(word);
-        }
-    }
-    if kind == MetricKind::Counter && monotonic {
-        parts.retain(|p| p != "total");
-        parts.push("total".to_owned());
-    }
-    if unit == "1" && kind == MetricKind::Gauge {
-        parts.retain(|p| p != "ratio");
-        parts.push("ratio".to_owned());
-    }
-    let mut out = parts.join("_");
-    if out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert(0, '_');
-    }
-    out
-}
-
-/// Translates an attribute key into a Prometheus label name.
-pub fn label_name(key: &str) -> String {
-    let mut out: String = key
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert_str(0, "key_");
-    } else if out.starts_with('_') && !out.starts_with("__") {
-        out.insert_str(0, "key");
-    }
-    out
 }
 
 /// An attribute value as label text: strings as they are, numbers and booleans in their

@@ -13,11 +13,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::RootCertStore;
 use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+use redline_common::tls::ServerNameOverride;
 
 use crate::config::{ClientTlsConfig, ExporterConfig, ServerTlsConfig};
 
@@ -180,7 +182,7 @@ fn client_tls(t: &ClientTlsConfig) -> Result<ClientTls, CredentialError> {
                     format!("invalid server name {name:?}: {e}"),
                 )
             })?;
-            Arc::new(FixedNameVerifier { inner, name })
+            Arc::new(ServerNameOverride::new(inner, name))
         }
     };
     let builder = rustls::ClientConfig::builder_with_provider(provider())
@@ -211,50 +213,6 @@ fn client_tls(t: &ClientTlsConfig) -> Result<ClientTls, CredentialError> {
         server_name: t.server_name.clone(),
         rustls: Arc::new(config),
     })
-}
-
-/// Verifies the server's certificate against a configured name instead of the one the
-/// connection was made with (`exporter.tls.server_name`); everything else is webpki's.
-#[derive(Debug)]
-struct FixedNameVerifier {
-    inner: Arc<WebPkiServerVerifier>,
-    name: ServerName<'static>,
-}
-
-impl ServerCertVerifier for FixedNameVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner
-            .verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
 }
 
 /// A listener's credentials: an optional TLS server configuration and an optional token.

@@ -480,15 +480,6 @@ impl LogsService for Ingest {
     }
 }
 
-/// `google.rpc.Status`, the error body OTLP/HTTP specifies.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-}
-
 #[derive(Clone, Copy, PartialEq)]
 pub(crate) enum Encoding {
     Protobuf,
@@ -510,7 +501,13 @@ fn http_error(encoding: Encoding, status: StatusCode, message: String) -> Respon
         Encoding::Protobuf => (
             status,
             [(header::CONTENT_TYPE, PROTOBUF)],
-            RpcStatus { code, message }.encode_to_vec(),
+            // `google.rpc.Status`, the error body OTLP/HTTP specifies.
+            redline_common::retry::rpc::Status {
+                code,
+                message,
+                details: Vec::new(),
+            }
+            .encode_to_vec(),
         )
             .into_response(),
         Encoding::Json => (

@@ -70,7 +70,10 @@ fn tokenize(s: &str) -> Vec<Token> {
         let c = bytes[i];
         let start = i;
         let kind = match c {
-            b' ' | b'\t' | b'\n' | b'\r' => {
+            // promql-parser's lexer skips exactly `is_ascii_whitespace` (form feed included):
+            // anything else between `offset` and its number would hide the number from
+            // `check_durations`.
+            c if c.is_ascii_whitespace() => {
                 i += 1;
                 continue;
             }
@@ -627,6 +630,10 @@ mod tests {
             "x[1e+4444]",
             "x[5m:1E+400]",
             "x offset -1e+400",
+            // Found by the `promql` fuzz target: form feeds are whitespace to promql-parser.
+            "u[] offset+\x0c\x0c1e308",
+            "x offset\x0c1e300",
+            "x[\x0c1e300]",
         ] {
             let e = parse(q).unwrap_err().to_string();
             assert!(e.contains("duration out of range"), "{q}: {e}");

@@ -27,6 +27,9 @@
 #   FUZZ_TIMEOUT      seconds one input may take before it counts as a hang (default 20)
 #   FUZZ_RSS_MB       memory limit, MB (default 2048); a larger allocation is a crash
 #   FUZZ_JOBS         targets run at once (default 1)
+#   FUZZ_WORKERS      processes per target (default 1), sharing its work corpus (libFuzzer
+#                     re-reads it to pick up the others' finds); --runs N is split between them
+#                     and the table shows their sums. For a slow target on a multi-core machine.
 #
 # New interesting inputs go to $FUZZ_TARGET_DIR/corpus/<target> (kept between runs), not to
 # the committed corpus; crashes to $FUZZ_TARGET_DIR/artifacts/<target>/. To keep a finding as
@@ -43,6 +46,7 @@ target_dir=${FUZZ_TARGET_DIR:-$root/target/fuzz}
 timeout=${FUZZ_TIMEOUT:-20}
 rss_mb=${FUZZ_RSS_MB:-2048}
 jobs=${FUZZ_JOBS:-1}
+workers=${FUZZ_WORKERS:-1}
 build_only=false
 no_build=false
 long=false
@@ -94,7 +98,8 @@ fi
 $build_only && exit 0
 
 # One run: the work corpus first (libFuzzer adds new inputs to the first directory), then the
-# committed seeds. Prints "target executions exec/s seconds status artifact".
+# committed seeds; with FUZZ_WORKERS > 1, that many processes on the same corpus. Prints
+# "target executions exec/s seconds status artifact" (executions and rates summed).
 run_one() {
     local crate=$1 name=$2
     local work=$target_dir/corpus/$name artifacts=$target_dir/artifacts/$name/
@@ -104,21 +109,30 @@ run_one() {
         -max_total_time="$seconds" -timeout="$timeout" -rss_limit_mb="$rss_mb"
         -artifact_prefix="$artifacts" -print_final_stats=1 -max_len=65536
     )
-    [ -n "$runs" ] && args+=(-runs="$runs")
+    [ -n "$runs" ] && args+=(-runs="$(((runs + workers - 1) / workers))")
     [ -f "$crate/dict/$name.dict" ] && args+=(-dict="$crate/dict/$name.dict")
-    local start status=ok
+    local start status=ok logs=() pids=() w
     start=$(date +%s)
-    "$bin_dir/$name" "${args[@]}" "$work" "$crate/corpus/$name" >"$log" 2>&1 || status=CRASH
+    for ((w = 1; w <= workers; w++)); do
+        local wlog=$log
+        [ "$w" -gt 1 ] && wlog=${log%.log}.$w.log
+        logs+=("$wlog")
+        "$bin_dir/$name" "${args[@]}" "$work" "$crate/corpus/$name" >"$wlog" 2>&1 &
+        pids+=($!)
+    done
+    for w in "${pids[@]}"; do
+        wait "$w" || status=CRASH
+    done
     local execs rate artifact
-    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-    artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "${logs[@]}" | awk '{ n += $1 } END { if (NR) print n }')
+    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "${logs[@]}" | awk '{ n += $1 } END { if (NR) print n }')
+    artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "${logs[@]}" | tail -1)
     printf '%-18s %12s %8s %6s %-5s %s\n' "$name" "${execs:-?}" "${rate:-?}" \
         "$(($(date +%s) - start))" "$status" "${artifact:-}"
     if [ "$status" != ok ]; then
         # The panic message and backtrace, for the CI log.
-        grep -m1 -B2 -A25 -E "panicked at|ERROR: libFuzzer|SUMMARY: libFuzzer" "$log" | sed 's/^/    /' >&2 || true
-        echo "    full log: $log; reproduce: $bin_dir/$name ${artifact:-<input>}" >&2
+        grep -h -m1 -B2 -A25 -E "panicked at|ERROR: libFuzzer|SUMMARY: libFuzzer" "${logs[@]}" | sed 's/^/    /' >&2 || true
+        echo "    full log: ${logs[*]}; reproduce: $bin_dir/$name ${artifact:-<input>}" >&2
     fi
 }
 

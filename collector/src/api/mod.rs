@@ -180,15 +180,30 @@ async fn query_range(State(api): State<Api>, PromParams(p): PromParams) -> Respo
     }
 }
 
-/// Parses every `match[]` selector into matcher lists.
-fn selectors(p: &Params) -> Result<Vec<Vec<Matcher>>, Response> {
-    p.all("match[]")
-        .map(|s| params::selector_matchers(s).map_err(bad_data))
-        .collect()
+/// Parses every `match[]` selector into matcher lists, on a blocking thread: compiling their
+/// regular expressions can take long (see `Engine::parse_off_runtime`).
+async fn selectors(p: &Params) -> Result<Vec<Vec<Matcher>>, Response> {
+    let texts: Vec<String> = p.all("match[]").map(str::to_owned).collect();
+    let parsed = tokio::task::spawn_blocking(move || {
+        texts
+            .iter()
+            .map(|s| params::selector_matchers(s))
+            .collect::<Result<Vec<_>, String>>()
+    })
+    .await;
+    match parsed {
+        Ok(Ok(sets)) => Ok(sets),
+        Ok(Err(e)) => Err(bad_data(e)),
+        Err(e) => Err(dto::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("parse task failed: {e}"),
+        )),
+    }
 }
 
 async fn series(State(api): State<Api>, PromParams(p): PromParams) -> Response {
-    let sets = match selectors(&p) {
+    let sets = match selectors(&p).await {
         Ok(s) if s.is_empty() => return bad_data("no match[] parameter provided"),
         Ok(s) => s,
         Err(r) => return r,
@@ -203,7 +218,7 @@ async fn series(State(api): State<Api>, PromParams(p): PromParams) -> Response {
 }
 
 async fn labels(State(api): State<Api>, PromParams(p): PromParams) -> Response {
-    let sets = match selectors(&p) {
+    let sets = match selectors(&p).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -221,7 +236,7 @@ async fn label_values(
     RawQuery(q): RawQuery,
 ) -> Response {
     let p = Params::from_query(q.as_deref().unwrap_or(""));
-    let sets = match selectors(&p) {
+    let sets = match selectors(&p).await {
         Ok(s) => s,
         Err(r) => return r,
     };

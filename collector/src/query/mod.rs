@@ -163,6 +163,18 @@ impl Engine {
         parse::parse(query)
     }
 
+    /// Parses a query on a blocking thread. Parsing compiles each regex matcher, and a
+    /// pathological pattern costs a second or more (`\w{1,200}z\w{1,200}`: counted
+    /// repetitions of Unicode classes build large automata); on a runtime thread that would
+    /// stall ingest acknowledgements and the watchdog with them. The API's concurrency limit
+    /// bounds how many such parses run at once.
+    pub async fn parse_off_runtime(query: &str) -> Result<Expr, QueryError> {
+        let query = query.to_owned();
+        tokio::task::spawn_blocking(move || parse::parse(&query))
+            .await
+            .map_err(|e| QueryError::Internal(format!("parse task failed: {e}")))?
+    }
+
     /// The limits in force.
     pub fn limits(&self) -> QueryLimits {
         self.limits.borrow().clone()
@@ -182,7 +194,7 @@ impl Engine {
         t: i64,
         timeout: Option<Duration>,
     ) -> Result<Value, QueryError> {
-        let expr = parse::parse(query)?;
+        let expr = Engine::parse_off_runtime(query).await?;
         let window = Window {
             start: t,
             end: t,
@@ -239,7 +251,7 @@ impl Engine {
                 "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
             ));
         }
-        let expr = parse::parse(query)?;
+        let expr = Engine::parse_off_runtime(query).await?;
         eval::check_range_type(&expr)?;
         let window = Window {
             start,

@@ -243,3 +243,40 @@ async fn full_promql_through_the_engine() {
         .unwrap();
     assert_eq!(vector(v), vec![("".into(), 150.0)]);
 }
+
+/// Compiling a pathological regex matcher takes long (here a few tenths of a second); the engine does
+/// it on a blocking thread, so the runtime (one thread in this test) keeps running its other
+/// tasks meanwhile, as ingest acknowledgements and the watchdog need.
+#[tokio::test(flavor = "current_thread")]
+async fn a_slow_regex_compiles_off_the_runtime() {
+    let query = r#"up{host=~"\\w{1,100}z\\w{1,100}"}"#;
+    let (e, _d) = engine(&[("up", "a", 1_000, 1.0)]).await;
+    let started = std::time::Instant::now();
+    Engine::parse(query).unwrap();
+    let parse_time = started.elapsed();
+
+    // A task that notes the longest it went without being run.
+    let longest_gap = Arc::new(std::sync::Mutex::new(Duration::ZERO));
+    let ticker = {
+        let longest_gap = longest_gap.clone();
+        tokio::spawn(async move {
+            let mut last = std::time::Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                let gap = last.elapsed();
+                last = std::time::Instant::now();
+                let mut longest = longest_gap.lock().unwrap();
+                *longest = (*longest).max(gap);
+            }
+        })
+    };
+    tokio::task::yield_now().await;
+    let result = e.instant(query, 2_000).await;
+    ticker.abort();
+    assert_eq!(vector(result.unwrap()), vec![]);
+    let gap = *longest_gap.lock().unwrap();
+    assert!(
+        gap < parse_time / 2,
+        "the runtime stalled for {gap:?}; parsing takes {parse_time:?}"
+    );
+}

@@ -106,7 +106,9 @@ impl Matcher {
         }
     }
 
-    /// Builds a regex matcher, anchoring the pattern the way PromQL does.
+    /// Builds a regex matcher, anchoring the pattern the way PromQL does. Tests only: queries
+    /// reuse the regex promql-parser compiled (`query::plan::matchers`).
+    #[cfg(test)]
     pub fn regex(name: &str, pattern: &str, negate: bool) -> Result<Self, regex::Error> {
         let re = Regex::new(&format!("^(?:{pattern})$"))?;
         Ok(Matcher {

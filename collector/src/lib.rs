@@ -56,6 +56,7 @@ pub mod notify;
 pub mod postmortem;
 pub mod query;
 pub mod receiver;
+pub mod regex_limits;
 pub mod reload;
 pub mod rules;
 pub mod store;

@@ -121,8 +121,13 @@ impl Ord for Matcher {
     }
 }
 
-/// Compiles `^(?:pattern)$` as Alertmanager does for every regex matcher.
+/// Compiles `^(?:pattern)$` as Alertmanager does for every regex matcher, refusing first
+/// what Go refuses for its repetition counts (see [`crate::regex_limits`]).
 pub fn anchored_regex(pattern: &str) -> Result<Regex, MatcherError> {
+    crate::regex_limits::check(pattern).map_err(|e| MatcherError::Regex {
+        pattern: pattern.to_owned(),
+        message: e.to_string(),
+    })?;
     Regex::new(&format!("^(?:{pattern})$")).map_err(|e| MatcherError::Regex {
         pattern: pattern.to_owned(),
         message: regex_message(&e),
@@ -515,6 +520,20 @@ mod tests {
         assert!(not.matches(&ls("apiserver")));
         // A pattern with its own anchors still works.
         assert!(m(Regexp, "job", "^api$").matches(&ls("api")));
+    }
+
+    #[test]
+    fn repeat_counts_go_refuses_are_refused_before_compiling() {
+        for (pattern, quoted) in [("a{3333333}", "{3333333}"), ("(x{100}){11}", "{11}")] {
+            assert_eq!(
+                Matcher::new(Regexp, "job", pattern).unwrap_err(),
+                MatcherError::Regex {
+                    pattern: pattern.to_owned(),
+                    message: format!("invalid repeat count: `{quoted}`"),
+                }
+            );
+        }
+        assert!(Matcher::new(Regexp, "job", "x{1000}").is_ok());
     }
 
     #[test]

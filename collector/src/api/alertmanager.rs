@@ -244,7 +244,7 @@ fn filters(query: Option<String>) -> Result<Filters, String> {
             }
             "receiver" => {
                 f.receiver = Some(
-                    regex::Regex::new(&format!("^(?:{v})$"))
+                    crate::alert::matcher::anchored_regex(&v)
                         .map_err(|e| format!("receiver: {e}"))?,
                 )
             }

@@ -395,6 +395,9 @@ pub(crate) struct Evaluator<'a> {
     subqueries: HashMap<(usize, i64), Arc<Vec<Elem>>>,
     /// Points held in `subqueries`, counted against `max_samples`.
     cached_points: usize,
+    /// `label_replace` patterns compiled so far (`None`: refused): a range query calls it once
+    /// per step, with the same literal pattern.
+    pub(crate) label_replace_regexes: HashMap<String, Option<regex::Regex>>,
 }
 
 impl<'a> Evaluator<'a> {
@@ -412,6 +415,7 @@ impl<'a> Evaluator<'a> {
             selected: HashMap::new(),
             subqueries: HashMap::new(),
             cached_points: 0,
+            label_replace_regexes: HashMap::new(),
         }
     }
 

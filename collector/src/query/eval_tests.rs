@@ -481,6 +481,11 @@ fn scalars_labels_and_time() {
     );
     let e = exec_err(&src, "label_replace(one, \"a-b\", \"\", \"code\", \"\")", 0);
     assert!(e.contains("invalid destination label name"), "{e}");
+    let e = exec_err(&src, r#"label_replace(one, "d", "", "code", "a{1001}")"#, 0);
+    assert!(
+        e.contains("invalid regular expression in label_replace(): a{1001}"),
+        "{e}"
+    );
     assert_eq!(one(&src, "round(one * 2.5)", 0), 3.0);
     assert_eq!(one(&src, "round(one * 2.4, 0.5)", 0), 2.5);
     assert_eq!(one(&src, "clamp_max(one * 7, 5)", 0), 5.0);

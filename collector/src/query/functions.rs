@@ -512,11 +512,19 @@ fn label_replace(ev: &mut Evaluator<'_>, call: &Call, t: i64) -> Result<Val, Que
     let replacement = ev.string_arg(arg(call, 2)?, t)?;
     let src = ev.string_arg(arg(call, 3)?, t)?;
     let pattern = ev.string_arg(arg(call, 4)?, t)?;
-    let re = Regex::new(&format!("^(?:{pattern})$")).map_err(|_| {
-        QueryError::Execution(format!(
-            "invalid regular expression in label_replace(): {pattern}"
-        ))
-    })?;
+    let re = ev
+        .label_replace_regexes
+        .entry(pattern.clone())
+        .or_insert_with(|| {
+            crate::regex_limits::check(&pattern).ok()?;
+            Regex::new(&format!("^(?:{pattern})$")).ok()
+        })
+        .clone()
+        .ok_or_else(|| {
+            QueryError::Execution(format!(
+                "invalid regular expression in label_replace(): {pattern}"
+            ))
+        })?;
     if !valid_label_name(&dst) {
         return Err(QueryError::Execution(format!(
             "invalid destination label name in label_replace(): {dst}"

@@ -467,11 +467,42 @@ fn too_deep(query: &str, found: &str) -> QueryError {
 }
 
 /// What is checked before promql-parser sees a query, on one tokenization: durations it would
-/// panic on, and nesting it would recurse too deep on.
+/// panic on, nesting it would recurse too deep on, and regexes it would spend long compiling
+/// only to refuse them.
 pub(super) fn precheck(query: &str) -> Result<(), QueryError> {
     let tokens = tokenize(query);
     check_durations(query, &tokens)?;
-    check_nesting_tokens(query, &tokens)
+    check_nesting_tokens(query, &tokens)?;
+    check_regexes(query, &tokens)
+}
+
+/// Refuses a regex matcher whose repetition counts Go refuses (`x{a=~"a{3333333}"}`), before
+/// promql-parser compiles it (see [`crate::regex_limits`]), with Prometheus' message at the
+/// matcher's label.
+fn check_regexes(query: &str, tokens: &[Token]) -> Result<(), QueryError> {
+    let text = |t: &Token| &query[t.start..t.end];
+    for (i, t) in tokens.iter().enumerate().skip(1) {
+        let op = &tokens[i - 1];
+        if t.kind != Kind::Str || !matches!(text(op), "=~" | "!~") {
+            continue;
+        }
+        // A string the parser cannot unquote is its error to report.
+        let Ok(pattern) = promql_parser::util::unquote_string(text(t)) else {
+            continue;
+        };
+        if let Err(e) = crate::regex_limits::check(&pattern) {
+            let label = i
+                .checked_sub(2)
+                .map(|k| &tokens[k])
+                .filter(|l| matches!(l.kind, Kind::Identifier | Kind::Str))
+                .unwrap_or(op);
+            return Err(QueryError::Parse(format!(
+                "{}: parse error: error parsing regexp: {e}",
+                position(query, label.start)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses, before parsing, a query with more operators (outside label matchers) plus
@@ -616,6 +647,41 @@ mod tests {
 
     /// Found by the `collector_config` fuzz target (a verification indicator's query):
     /// promql-parser panicked on plain-number durations too large for a `Duration`.
+    #[test]
+    fn regex_repeat_counts_go_refuses_are_refused_before_compiling() {
+        for (q, want) in [
+            (
+                r#"x{a=~"a{3333333}"}"#,
+                "1:3: parse error: error parsing regexp: invalid repeat count: `{3333333}`",
+            ),
+            (
+                r#"sum(x{job="j", "a"!~'(b{100}){11}'})"#,
+                "1:16: parse error: error parsing regexp: invalid repeat count: `{11}`",
+            ),
+            (
+                "{__name__=~`\\d{1001,}`}",
+                "1:2: parse error: error parsing regexp: invalid repeat count: `{1001,}`",
+            ),
+            // An escape spells the count: the unquoted pattern is what is checked.
+            (
+                r#"x{a=~"a{\x31001}"}"#,
+                "1:3: parse error: error parsing regexp: invalid repeat count: `{1001}`",
+            ),
+        ] {
+            assert_eq!(err(q), want, "{q}");
+        }
+        for q in [
+            r#"x{a=~"a{1000}"}"#,
+            r#"x{a=~"(a{10}){100}"}"#,
+            // A lone brace is a literal (Go, and promql-parser's fallback), not a repetition.
+            r#"x{a=~"a{3333333"}"#,
+            // Not a regex matcher: nothing to compile.
+            r#"x{a="a{3333333}"}"#,
+        ] {
+            assert!(parse(q).is_ok(), "{q}: {:?}", parse(q).err());
+        }
+    }
+
     #[test]
     fn out_of_range_number_durations_are_errors() {
         for q in [

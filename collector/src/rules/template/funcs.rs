@@ -318,13 +318,8 @@ fn call_prometheus(name: &str, args: Vec<Value>, env: &Env<'_>) -> Result<Value,
         ),
         "reReplaceAll" => {
             let (pattern, replacement, text) = (s(0), s(1), s(2));
-            let re = regex::Regex::new(&pattern).map_err(|e| {
-                format!(
-                    "regexp: Compile({}): {}",
-                    backquote(&pattern),
-                    regexp_error(&e, &pattern)
-                )
-            })?;
+            let re = compile(&pattern)
+                .map_err(|e| format!("regexp: Compile({}): {e}", backquote(&pattern)))?;
             Value::Str(re.replace_all(&text, replacement.as_str()).into_owned())
         }
         "match" => regex_match(&s(0), &s(1))?,
@@ -386,13 +381,8 @@ fn call_alertmanager(name: &str, args: Vec<Value>) -> Result<Value, String> {
         "match" => regex_match(&s(0), &s(1))?,
         "reReplaceAll" => {
             let (pattern, replacement, text) = (s(0), s(1), s(2));
-            let re = regex::Regex::new(&pattern).map_err(|e| {
-                format!(
-                    "regexp: Compile({}): {}",
-                    backquote(&pattern),
-                    regexp_error(&e, &pattern)
-                )
-            })?;
+            let re = compile(&pattern)
+                .map_err(|e| format!("regexp: Compile({}): {e}", backquote(&pattern)))?;
             Value::Str(re.replace_all(&text, replacement.as_str()).into_owned())
         }
         "safeHtml" => Value::Str(s(0)),
@@ -417,8 +407,14 @@ fn sample_label(sample: &Value, label: &str) -> Result<String, String> {
 }
 
 fn regex_match(pattern: &str, text: &str) -> Result<Value, String> {
-    let re = regex::Regex::new(pattern).map_err(|e| regexp_error(&e, pattern))?;
-    Ok(Value::Bool(re.is_match(text)))
+    Ok(Value::Bool(compile(pattern)?.is_match(text)))
+}
+
+/// `regexp.Compile`: Go's limits on repetition counts first (the regex crate would spend a
+/// 10 MiB program's worth of work on `a{3333333}` before refusing it), then the regex crate.
+fn compile(pattern: &str) -> Result<regex::Regex, String> {
+    crate::regex_limits::check(pattern).map_err(|e| format!("error parsing regexp: {e}"))?;
+    regex::Regex::new(pattern).map_err(|e| regexp_error(&e, pattern))
 }
 
 /// A compile error in Go's shape (`error parsing regexp: missing closing ): `(``), with Go's

@@ -592,3 +592,21 @@ fn documented_differences_hold() {
     let e = t.render_with(&wide, &env).unwrap_err();
     assert_eq!(e.message, "template output exceeds 16 MiB");
 }
+
+#[test]
+fn regex_repeat_counts_go_refuses_are_refused_without_compiling() {
+    let message = |src: &str| {
+        let t = Template::parse(src).unwrap();
+        t.render_with(&Value::Nil, &Env::default())
+            .unwrap_err()
+            .message
+    };
+    assert_eq!(
+        message(r#"{{ match "a{3333333}" "a" }}"#),
+        "error calling match: error parsing regexp: invalid repeat count: `{3333333}`"
+    );
+    assert_eq!(
+        message(r#"{{ reReplaceAll "(a{100}){11}" "" "a" }}"#),
+        "error calling reReplaceAll: regexp: Compile(`(a{100}){11}`): error parsing regexp: invalid repeat count: `{11}`"
+    );
+}

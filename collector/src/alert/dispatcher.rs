@@ -187,10 +187,9 @@ pub enum Command {
     /// New or updated alerts (rule transitions, `POST /api/v2/alerts`).
     Alerts(Vec<NotifyAlert>),
     ListAlerts(oneshot::Sender<Vec<AlertView>>),
-    PutSilence(
-        PostableSilence,
-        oneshot::Sender<Result<String, DispatchError>>,
-    ),
+    /// A silence built from its body (matchers compiled) by the sender, not yet checked
+    /// against the time or the existing silences.
+    PutSilence(Box<Silence>, oneshot::Sender<Result<String, DispatchError>>),
     ExpireSilence(String, oneshot::Sender<Result<(), DispatchError>>),
     ListSilences(oneshot::Sender<Vec<GettableSilence>>),
     Reload(Box<Routing>),
@@ -231,8 +230,16 @@ impl DispatcherHandle {
     }
 
     /// Creates a silence (or replaces the one with the body's id); returns its id.
+    /// Creates or updates a silence. Its regex matchers are compiled here, on a blocking
+    /// thread: a pattern can take a tenth of a second or more to compile (or to be refused
+    /// at the regex crate's size limit), and the dispatcher task, which every alert and
+    /// notification waits on, must not spend that.
     pub async fn put_silence(&self, body: PostableSilence) -> Result<String, DispatchError> {
-        self.ask(|tx| Command::PutSilence(body, tx)).await?
+        let silence = tokio::task::spawn_blocking(move || Silence::from_stored(&body, 0))
+            .await
+            .map_err(|_| DispatchError::Closed)??;
+        self.ask(|tx| Command::PutSilence(Box::new(silence), tx))
+            .await?
     }
 
     pub async fn expire_silence(&self, id: String) -> Result<(), DispatchError> {
@@ -495,8 +502,8 @@ impl Dispatcher {
                     .collect();
                 let _ = reply.send(views);
             }
-            Command::PutSilence(body, reply) => {
-                let _ = reply.send(self.put_silence(body, now).await);
+            Command::PutSilence(silence, reply) => {
+                let _ = reply.send(self.put_silence(*silence, now).await);
             }
             Command::ExpireSilence(id, reply) => {
                 let _ = reply.send(self.expire_silence(&id, now).await);
@@ -527,10 +534,10 @@ impl Dispatcher {
 
     async fn put_silence(
         &mut self,
-        body: PostableSilence,
+        mut silence: Silence,
         now: i64,
     ) -> Result<String, DispatchError> {
-        let mut silence = Silence::from_postable(&body, now)?;
+        silence.accept_at(now)?;
         if !silence.id.is_empty() {
             match self.silences.get(&silence.id) {
                 None => return Err(DispatchError::SilenceNotFound(silence.id)),
@@ -670,4 +677,60 @@ fn new_silence_id(silence: &Silence, now: i64) -> String {
         b >> 48,
         b & 0xffff_ffff_ffff
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::store::StoreOptions;
+
+    /// A silence whose regex takes long to compile does not hold up the dispatcher: it keeps
+    /// answering while the matchers compile, and the silence is stored once they have.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn silence_regexes_compile_off_the_dispatcher_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreOptions::new(dir.path())).unwrap();
+        let (outbox, _outbox_rx) = mpsc::channel(16);
+        let (dispatcher, handle) = Dispatcher::new(
+            store,
+            Routing::load(None).unwrap(),
+            "http://redline.example".to_owned(),
+            Clock::new(),
+            outbox,
+            16,
+            Duration::from_secs(3600),
+        );
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(dispatcher.run(stopped));
+
+        // Unicode classes: hundreds of milliseconds to compile in a debug build.
+        let body: PostableSilence = serde_json::from_value(serde_json::json!({
+            "matchers": [{"name": "job", "value": r"\w{1,100}z\w{1,100}", "isRegex": true}],
+            "startsAt": "2000-01-01T00:00:00Z",
+            "endsAt": "2999-01-01T00:00:00Z",
+            "createdBy": "test",
+            "comment": "slow to compile",
+        }))
+        .unwrap();
+        let put = tokio::spawn({
+            let handle = handle.clone();
+            async move { handle.put_silence(body).await }
+        });
+        // Time for the request to reach the dispatcher, were it sent before compiling.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let while_compiling = handle.silences().await.unwrap();
+        assert!(
+            !put.is_finished(),
+            "the silence was stored before the probe was answered"
+        );
+        assert!(while_compiling.is_empty());
+
+        let id = put.await.unwrap().unwrap();
+        let listed = handle.silences().await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, id);
+        stop.send(true).unwrap();
+        task.await.unwrap();
+    }
 }

@@ -149,9 +149,17 @@ impl Silence {
     /// `now_ms` ([`Silence::validate_new`]). `updated_at_ms` is `now_ms`; the id is the
     /// body's (empty for a new silence).
     pub fn from_postable(body: &PostableSilence, now_ms: i64) -> Result<Silence, SilenceError> {
-        let silence = Silence::from_stored(body, now_ms)?;
-        silence.validate_new(now_ms)?;
+        let mut silence = Silence::from_stored(body, now_ms)?;
+        silence.accept_at(now_ms)?;
         Ok(silence)
+    }
+
+    /// Checks a silence built by [`Silence::from_stored`] as a new or updated one at
+    /// `now_ms`, which becomes its update time. The dispatcher calls it at its own time on a
+    /// silence the API built (and compiled) off its task.
+    pub fn accept_at(&mut self, now_ms: i64) -> Result<(), SilenceError> {
+        self.updated_at_ms = now_ms;
+        self.validate_new(now_ms)
     }
 
     /// The silence a stored body describes, with its stored update time and none of the

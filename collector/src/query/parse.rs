@@ -159,8 +159,11 @@ fn closers(s: &str) -> String {
         .collect()
 }
 
-/// How a candidate parse ended.
+/// How a candidate parse ended. A candidate is new text, so it passes the same pre-parse
+/// checks as a query: cutting `x[5m:1e35.0m]` after its number leaves the plain `1e35`, which
+/// promql-parser panics on (found by the promql fuzz target).
 fn attempt(text: &str) -> Result<(), String> {
+    precheck(text).map_err(|e| e.to_string())?;
     parser::parse(text).map(|_| ())
 }
 
@@ -768,6 +771,16 @@ mod tests {
         ] {
             assert_eq!(err(q), want, "{q}");
         }
+    }
+
+    #[test]
+    fn the_position_search_prechecks_its_candidates() {
+        // Cut after its number, the step leaves a plain 1e35, out of any duration's range.
+        let q = "u[10:100000000000000000000000000000000000.0000000000000m]";
+        assert_eq!(
+            err(q),
+            "1:42: parse error: not a valid duration string: 100000000000000000000000000000000000.0000000000000m"
+        );
     }
 
     #[test]

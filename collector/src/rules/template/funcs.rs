@@ -316,12 +316,7 @@ fn call_prometheus(name: &str, args: Vec<Value>, env: &Env<'_>) -> Result<Value,
                 .map(|(i, a)| (format!("arg{i}"), a))
                 .collect(),
         ),
-        "reReplaceAll" => {
-            let (pattern, replacement, text) = (s(0), s(1), s(2));
-            let re = compile(&pattern)
-                .map_err(|e| format!("regexp: Compile({}): {e}", backquote(&pattern)))?;
-            Value::Str(re.replace_all(&text, replacement.as_str()).into_owned())
-        }
+        "reReplaceAll" => re_replace_all(&s(0), &s(1), &s(2))?,
         "match" => regex_match(&s(0), &s(1))?,
         "safeHtml" => Value::Str(s(0)),
         "title" => Value::Str(go_title(&s(0))),
@@ -379,12 +374,7 @@ fn call_alertmanager(name: &str, args: Vec<Value>) -> Result<Value, String> {
         "trimSpace" => Value::Str(s(0).trim().to_owned()),
         "join" => Value::Str(str_list(&args[1]).join(&s(0))),
         "match" => regex_match(&s(0), &s(1))?,
-        "reReplaceAll" => {
-            let (pattern, replacement, text) = (s(0), s(1), s(2));
-            let re = compile(&pattern)
-                .map_err(|e| format!("regexp: Compile({}): {e}", backquote(&pattern)))?;
-            Value::Str(re.replace_all(&text, replacement.as_str()).into_owned())
-        }
+        "reReplaceAll" => re_replace_all(&s(0), &s(1), &s(2))?,
         "safeHtml" => Value::Str(s(0)),
         "stringSlice" => Value::List(args),
         "date" => match &args[1] {
@@ -408,6 +398,15 @@ fn sample_label(sample: &Value, label: &str) -> Result<String, String> {
 
 fn regex_match(pattern: &str, text: &str) -> Result<Value, String> {
     Ok(Value::Bool(compile(pattern)?.is_match(text)))
+}
+
+/// `reReplaceAll`, the same in both template languages: `regexp.MustCompile(pattern)
+/// .ReplaceAllString(text, replacement)`, whose panic Go's template engine reports as the
+/// call's error.
+fn re_replace_all(pattern: &str, replacement: &str, text: &str) -> Result<Value, String> {
+    let re =
+        compile(pattern).map_err(|e| format!("regexp: Compile({}): {e}", backquote(pattern)))?;
+    Ok(Value::Str(re.replace_all(text, replacement).into_owned()))
 }
 
 /// `regexp.Compile`: Go's limits on repetition counts first (the regex crate would spend a
